@@ -1,0 +1,150 @@
+"""A small training loop: run a step function, log, draw samples, checkpoint, stop on NaN, resume.
+
+The loop knows nothing about GANs or VAEs. A lesson writes a step function (a plain function that
+takes models, optimisers and a batch and returns a dict of floats) and hands ``fit`` a closure
+that draws the next batch and calls it. ``TrainState`` holds everything a run needs to stop and
+resume exactly: models, optimisers, the run's own random-number generator, the batch sampler's
+position, the step count and the logged history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from course_lib.checkpoint import load_checkpoint, save_checkpoint
+from course_lib.viz import LivePlot, progress, save_images
+
+
+class TrainingDiverged(RuntimeError):
+    """A logged value became NaN or Inf; the run stopped and the last good checkpoint was kept."""
+
+
+@dataclass
+class TrainState:
+    """Everything a training run needs to stop and resume exactly."""
+
+    models: dict[str, nn.Module]                       # e.g. {"G": G, "D": D}
+    optimizers: dict[str, torch.optim.Optimizer]       # e.g. {"G": opt_G, "D": opt_D}
+    generator: torch.Generator                         # the run's RNG: noise and batches draw from it
+    batches: Any = None                                # a sampler with state_dict()/load_state_dict()
+    config: dict[str, Any] = field(default_factory=dict)  # plain data describing the run
+    step: int = 0                                      # completed steps
+    history: dict[str, list[float]] = field(default_factory=dict)  # logged values, one per step
+    grids: list[tuple[int, torch.Tensor]] = field(default_factory=list)  # (step, samples) snapshots
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a resumable checkpoint (atomically)."""
+        extra = {"batches": self.batches.state_dict()} if self.batches is not None else {}
+        return save_checkpoint(
+            path,
+            models=self.models,
+            optimizers=self.optimizers,
+            step=self.step,
+            config=self.config,
+            history=self.history,
+            generator=self.generator,
+            extra=extra,
+        )
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore models, optimisers, RNG states, sampler position, step and history from ``path``."""
+        payload = load_checkpoint(path, models=self.models, optimizers=self.optimizers, generator=self.generator)
+        if self.batches is not None and "batches" in payload["extra"]:
+            self.batches.load_state_dict(payload["extra"]["batches"])
+        self.step = payload["step"]
+        self.history = {k: list(v) for k, v in payload["history"].items()}
+
+
+def fit(
+    state: TrainState,
+    step_fn: Callable[[], dict[str, float]],
+    steps: int,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int = 0,
+    sample_fn: Callable[[], torch.Tensor] | None = None,
+    sample_every: int = 0,
+    samples_dir: str | os.PathLike | None = None,
+    plot: LivePlot | None = None,
+    show_progress: bool = True,
+) -> dict[str, list[float]]:
+    """Train until ``state.step == steps``.
+
+    Args:
+        state: the run; ``state.step`` may be > 0 after ``state.load`` (resumption).
+        step_fn: does one training step and returns ``{name: float}`` to log.
+        steps: the total number of steps the run should reach.
+        checkpoint_path: where to save the run; saved every ``checkpoint_every`` steps and at the end.
+        checkpoint_every: 0 saves only at the end (when ``checkpoint_path`` is given).
+        sample_fn: returns (N, C, H, W) images in [-1, 1], e.g. from fixed noise; called every
+            ``sample_every`` steps and at the end, the result appended to ``state.grids`` (and written
+            as ``step_NNNNNN.png`` into ``samples_dir`` when given).
+        plot: a ``LivePlot`` updated every step and closed at the end.
+        show_progress: show a progress bar.
+
+    Returns:
+        ``state.history``.
+
+    Raises:
+        TrainingDiverged: a logged value was NaN or Inf. Nothing is saved at that step, so the
+            checkpoint on disk is the last good one.
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if state.step > steps:
+        raise ValueError(f"the run is already at step {state.step}, past steps={steps}")
+
+    def take_samples() -> None:
+        for module in state.models.values():
+            module.eval()
+        with torch.no_grad():
+            images = sample_fn().detach().cpu()
+        for module in state.models.values():
+            module.train()
+        state.grids.append((state.step, images))
+        if samples_dir is not None:
+            save_images(images, Path(samples_dir) / f"step_{state.step:06d}.png")
+
+    bar = progress(total=steps, initial=state.step, desc="training") if show_progress else None
+    for module in state.models.values():
+        module.train()
+    try:
+        while state.step < steps:
+            logs = step_fn()
+            bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+            if bad:
+                where = f"the last good checkpoint, {checkpoint_path}, is kept" if checkpoint_path else "no checkpoint was written"
+                raise TrainingDiverged(
+                    f"training diverged at step {state.step + 1}: {', '.join(f'{k} = {v}' for k, v in bad.items())}; "
+                    f"stopped, and {where}. Lower the learning rate, or check the loss for log(0) or a division by zero."
+                )
+            state.step += 1
+            for k, v in logs.items():
+                state.history.setdefault(k, []).append(float(v))
+            if bar is not None:
+                bar.update(1)
+                if state.step % 50 == 0 or state.step == steps:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()}, refresh=False)
+            if plot is not None:
+                plot.update(state.history)
+            if sample_fn is not None and sample_every and state.step % sample_every == 0 and state.step < steps:
+                take_samples()
+            if checkpoint_path and checkpoint_every and state.step % checkpoint_every == 0 and state.step < steps:
+                state.save(checkpoint_path)
+    finally:
+        if bar is not None:
+            bar.close()
+    if sample_fn is not None and (not state.grids or state.grids[-1][0] != state.step):
+        take_samples()
+    if checkpoint_path:
+        state.save(checkpoint_path)
+    if plot is not None:
+        plot.close(state.history)
+    return state.history
