@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import re
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,7 +94,7 @@ def _execute(nb: nbformat.NotebookNode, workdir: Path, timeout: float, profile: 
         resources={"metadata": {"path": str(workdir)}},
     )
     try:
-        client.execute(env=env)
+        client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log lines are noise here
     except DeadKernelError:
         return "the kernel died (a crash, or out of memory); cells after that point did not run."
     return None

@@ -1,0 +1,114 @@
+"""Graded checks for lesson 00 (setup and tour): the [-1, 1] image convention and a training step."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor
+
+
+# Reference implementations ----------------------------------------------------------------------
+
+
+def reference_to_model_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, C) in [0, 255] -> float32 (N, C, H, W) in [-1, 1]."""
+    x = pixels.float() / 127.5 - 1.0
+    if x.dim() == 3:
+        return x.unsqueeze(1)
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def reference_to_pixels(images: torch.Tensor) -> torch.Tensor:
+    """float (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) in [0, 255], clamped and rounded."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def reference_training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One step of mean-squared-error regression; returns the loss before the update."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+# Checks -----------------------------------------------------------------------------------------
+
+
+@exercise("00.1", "uint8 pixels to the model's [-1, 1] range")
+def check_to_model_range(to_model_range) -> None:
+    g = torch.Generator().manual_seed(0)
+    gray = torch.randint(0, 256, (4, 8, 8), generator=g, dtype=torch.uint8)
+    gray[0, 0, 0], gray[0, 0, 1] = 0, 255
+    rgb = torch.randint(0, 256, (2, 5, 6, 3), generator=g, dtype=torch.uint8)
+    for pixels, shape in ((gray, (4, 1, 8, 8)), (rgb, (2, 3, 5, 6))):
+        out = expect_tensor(call(to_model_range, pixels.clone()), "to_model_range")
+        if not out.is_floating_point():
+            raise Mistake(f"to_model_range returned dtype {out.dtype}; models need floating-point input. Convert with .float() before dividing.")
+        if tuple(out.shape) == tuple(pixels.shape) and pixels.dim() == 4:
+            raise Mistake("wrong shape: the channels are still last (N, H, W, C). PyTorch wants (N, C, H, W): use .permute(0, 3, 1, 2).")
+        expect_shape(out, shape, "to_model_range", "Grayscale (N, H, W) gains a channel axis: (N, 1, H, W).")
+        ref = reference_to_model_range(pixels)
+        if close(out, (ref + 1) / 2, atol=1e-3):
+            raise Mistake("your values are in [0, 1]; the course's models use [-1, 1]. Divide by 127.5 and subtract 1.")
+        if not close(out, ref, atol=1e-4):
+            lo, hi = out.min().item(), out.max().item()
+            raise Mistake(f"values should run from -1 (pixel 0) to 1 (pixel 255); yours run from {lo:.3g} to {hi:.3g}.")
+
+
+@exercise("00.2", "[-1, 1] images back to uint8 pixels")
+def check_to_pixels(to_pixels) -> None:
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(3, 1, 4, 4, generator=g) * 2 - 1
+    images[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.999, -0.9999])
+    out = expect_tensor(call(to_pixels, images.clone()), "to_pixels")
+    if out.dtype != torch.uint8:
+        raise Mistake(f"to_pixels should return dtype torch.uint8, got {out.dtype}. Use .to(torch.uint8) at the end.")
+    expect_shape(out, (3, 4, 4, 1), "to_pixels", "Pixels are stored channels-last: (N, H, W, C).")
+    ref = reference_to_pixels(images)
+    truncated = ((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1)
+    if torch.equal(out, truncated) and not torch.equal(out, ref):
+        raise Mistake("you truncate instead of rounding: 0.999 should become 255, not 254. Call .round() before the cast.")
+    if not torch.equal(out, ref):
+        raise Mistake("some pixel values differ from (x + 1) * 127.5 rounded; check the scaling.")
+    overshoot = torch.tensor([[[[1.2, -1.3]]]])  # a generator's tanh never does this, but a VAE's decoder can
+    out = expect_tensor(call(to_pixels, overshoot), "to_pixels").flatten().tolist()
+    if out != [255, 0]:
+        raise Mistake(f"values outside [-1, 1] must be clamped first: 1.2 -> 255 and -1.3 -> 0, but you gave {out} (uint8 wraps around).")
+
+
+@exercise("00.3", "one training step")
+def check_training_step(training_step) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    ref_model = copy.deepcopy(model)
+    initial = copy.deepcopy(model)
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    # Leave a stale gradient behind, as a previous step would: a correct step clears it.
+    for m in (model, ref_model):
+        for p in m.parameters():
+            p.grad = torch.ones_like(p)
+    loss = call(training_step, model, opt, x, y)
+    ref_loss = reference_training_step(ref_model, ref_opt, x, y)
+    if isinstance(loss, torch.Tensor):
+        raise Mistake("return the loss as a Python float (loss.item()), not a tensor: a tensor keeps the whole graph alive in your history list.")
+    if not isinstance(loss, float):
+        raise Mistake(f"training_step should return the loss as a float, got {type(loss).__name__}.")
+    if abs(loss - ref_loss) > 1e-5:
+        raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}).")
+    if all(torch.equal(a, b) for a, b in zip(model.parameters(), initial.parameters())):
+        raise Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
+    if not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters())):
+        raise Mistake(
+            "the weights after your step differ from one SGD step on the MSE loss. The order is "
+            "optimizer.zero_grad(), loss.backward(), optimizer.step(): without zero_grad, gradients "
+            "left over from the previous step are added to this one."
+        )
+
+
+EXERCISES = [check_to_model_range, check_to_pixels, check_training_step]
