@@ -1,0 +1,46 @@
+"""Image conversions, grids and the headless fallbacks of the live plot and progress bar."""
+
+import pytest
+import torch
+from PIL import Image
+
+from course_lib.viz import LivePlot, image_grid, is_headless, progress, save_images, show_images, to_uint8, to_unit
+
+
+def test_conversions_map_the_range_ends_and_clamp():
+    x = torch.tensor([-1.0, 0.0, 1.0, 1.5, -3.0])
+    assert to_unit(x).tolist() == [0.0, 0.5, 1.0, 1.0, 0.0]
+    assert to_uint8(x).tolist() == [0, 128, 255, 255, 0]
+
+
+def test_image_grid_tiles_and_validates():
+    grid = image_grid(torch.zeros(10, 1, 8, 8), nrow=5, padding=2)
+    assert grid.shape == (3, 2 * 8 + 3 * 2, 5 * 8 + 6 * 2)  # make_grid returns 3 channels for gray input
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        image_grid(torch.zeros(8, 8))
+
+
+def test_save_images_writes_a_png(tmp_path):
+    save_images(torch.rand(4, 3, 8, 8) * 2 - 1, tmp_path / "sub" / "grid.png", nrow=2)
+    with Image.open(tmp_path / "sub" / "grid.png") as img:
+        assert img.size == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+
+
+def test_show_images_returns_an_axis():
+    ax = show_images(torch.zeros(6, 1, 32, 32), nrow=3, title="zeros")
+    assert ax.get_title() == "zeros"
+
+
+def test_headless_fallbacks_print_text(capsys):
+    assert is_headless()  # plain Python, not a notebook
+    plot = LivePlot(every=2)
+    history = {"loss": []}
+    for v in [3.0, 2.0, 1.0, 0.5]:
+        history["loss"].append(v)
+        plot.update(history)
+    plot.close(history)
+    out = capsys.readouterr().out
+    assert "step 2: loss=2" in out and "step 4: loss=0.5" in out
+    assert list(progress(range(3), desc="x")) == [0, 1, 2]
+    with pytest.raises(ValueError):
+        LivePlot(every=0)
