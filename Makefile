@@ -31,9 +31,11 @@ test: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.exercises build
 
-# Re-execute lesson and solution notebooks in place with the laptop profile (committed outputs).
+# Re-execute lesson and solution notebooks in place with the laptop profile (committed outputs),
+# then regenerate the exercises (execution records the kernel's language_info in the metadata).
 notebooks: $(STAMP)
 	$(BIN)/python scripts/execute_notebooks.py --profile laptop notebooks/*.ipynb solutions/*.ipynb
+	$(BIN)/python -m course_lib.exercises build
 
 clean:
 	rm -rf $(VENV) .pytest_cache

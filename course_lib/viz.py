@@ -120,10 +120,11 @@ def plot_history(history: dict[str, list[float]], ax=None, smooth: int = 1, titl
 
 
 class LivePlot:
-    """A loss plot that redraws in place in a live notebook, and prints text lines otherwise.
+    """A loss plot that redraws in place in a live notebook, and prints text lines in a script.
 
-    Use ``update(history)`` every few steps and ``close(history)`` once at the end: the final plot is
-    always drawn in a notebook, so headless runs still keep a picture.
+    Use ``update(history)`` every step and ``close(history)`` once at the end. The plot redraws every
+    ``every`` updates; a notebook executed headless draws only the final plot (so it keeps a picture
+    without a hundred intermediate ones), and a plain script prints the latest values instead.
     """
 
     def __init__(self, every: int = 100, smooth: int = 10, title: str | None = None):
@@ -146,6 +147,8 @@ class LivePlot:
         if self._calls % self.every:
             return
         if is_headless():
+            if in_notebook():  # an executed notebook keeps the final figure (close) and the progress bar
+                return
             step = max((len(v) for v in history.values()), default=0)
             latest = ", ".join(f"{k}={v[-1]:.4g}" for k, v in history.items() if v)
             print(f"step {step}: {latest}", flush=True)
