@@ -91,3 +91,17 @@ def test_cli_runs_as_a_module_and_prints_one_json_record_per_notebook():
     assert len(records) == 2 and all(r["score"] == r["max_score"] == 3 for r in records)
     for e in records[0]["exercises"]:
         assert set(e) == {"id", "title", "status", "message"}
+
+
+def test_a_classic_mistake_reaches_the_json_record_with_its_message(tmp_path, capsys):
+    nb = fill(
+        ROOT / "exercises" / "01_gan_math.ipynb",
+        tmp_path / "mistake.ipynb",
+        {"g_loss": "return torch.log(1 - torch.sigmoid(fake_logits)).mean()"},
+    )
+    assert main([str(nb), "--json", "--timeout", "120"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    by_id = {e["id"]: e for e in record["exercises"]}
+    assert record["score"] == 0 and record["max_score"] == 6
+    assert by_id["01.2"]["status"] == "failed" and "saturating loss" in by_id["01.2"]["message"]
+    assert by_id["01.1"]["status"] == "not_attempted"
