@@ -83,9 +83,10 @@ def fit(
         steps: the total number of steps the run should reach.
         checkpoint_path: where to save the run; saved every ``checkpoint_every`` steps and at the end.
         checkpoint_every: 0 saves only at the end (when ``checkpoint_path`` is given).
-        sample_fn: returns (N, C, H, W) images in [-1, 1], e.g. from fixed noise; called every
-            ``sample_every`` steps and at the end, the result appended to ``state.grids`` (and written
-            as ``step_NNNNNN.png`` into ``samples_dir`` when given).
+        sample_fn: returns samples from fixed noise: (N, C, H, W) images in [-1, 1], or any
+            tensor such as 2-D points; called in eval mode without gradients every
+            ``sample_every`` steps and at the end, the result appended to ``state.grids``. Images
+            are also written as ``step_NNNNNN.png`` into ``samples_dir`` when it is given.
         plot: a ``LivePlot`` updated every step and closed at the end.
         show_progress: show a progress bar.
 

@@ -234,13 +234,10 @@ def check_toy_step(step) -> None:
     if abs(logs["d_loss"] - expected["d_loss"]) > 1e-4:
         raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}).")
     if not _same(G, ref_G):
-        for variant, message in (
-            ("saturating", "saturating generator loss: minimise -log D(G(z)), not log(1 - D(G(z)))."),
-        ):
-            G2, D2, oG2, oD2, xr, zz = _toy_setup()
-            toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss=variant)
-            if _same(G, G2):
-                raise Mistake(message)
+        G2, D2, oG2, oD2, xr, zz = _toy_setup()
+        toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss="saturating")
+        if _same(G, G2):
+            raise Mistake("saturating generator loss: minimise -log D(G(z)), not log(1 - D(G(z))).")
         G3, D3, oG3, oD3, xr, zz = _toy_setup()
         _g_step_first(G3, D3, oG3, oD3, xr, zz)
         if _same(G, G3):
