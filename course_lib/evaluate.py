@@ -1,0 +1,129 @@
+"""Evaluate generated digits with the course's classifier: every metric, from a file or from tensors.
+
+Usage::
+
+    python -m course_lib.evaluate SAMPLES.npz [--ref test|train] [--labels-key labels] [--json]
+
+``SAMPLES.npz`` holds ``arr_0``: uint8 images (N, H, W, C) with H = W = 28 or 32 and C = 1 (the
+convention of OpenAI's guided-diffusion evaluator), and optionally integer ``labels`` (N,) for
+class-conditional samples. The reference set is a split of ``mnist5k``. The metrics are computed on
+the classifier's penultimate features (see ``course_lib.metrics``), so they are comparable within
+the course, not with published Inception FIDs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib import metrics
+
+METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
+
+
+def load_samples(path: str | Path, labels_key: str = "labels") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Read an ``.npz`` of uint8 NHWC images (``arr_0``) and optional labels.
+
+    Returns:
+        ``(images, labels)``: images float32 (N, 1, H, W) in [-1, 1]; labels int64 (N,) or None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no samples file at {path}")
+    with np.load(path) as data:
+        if "arr_0" not in data:
+            raise ValueError(f"{path} has no 'arr_0' array (found {sorted(data.files)}); save images with np.savez(path, images, labels=labels)")
+        pixels = data["arr_0"]
+        labels = data[labels_key] if labels_key in data else None
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 1 or pixels.shape[1:3] not in ((28, 28), (32, 32)):
+        raise ValueError(f"arr_0 must be uint8 of shape (N, 28 or 32, 28 or 32, 1), got {pixels.dtype} {pixels.shape}")
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 1, H, W) in [-1, 1]
+    if labels is not None:
+        if labels.shape != (len(pixels),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"'{labels_key}' must be integers of shape ({len(pixels)},), got {labels.dtype} {labels.shape}")
+        labels = torch.from_numpy(labels).long()
+    return images, labels
+
+
+@functools.lru_cache(maxsize=4)
+def reference_features(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier features and logits of a ``mnist5k`` split, computed once per process."""
+    from course_lib.classifier import classify, load_classifier
+    from course_lib.data import mnist5k
+
+    logits, features = classify(load_classifier(), mnist5k(split).x)
+    return features, logits
+
+
+def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str = "test",
+             device: str | torch.device = "cpu") -> dict[str, float]:
+    """All metrics of a set of generated digits against a ``mnist5k`` split.
+
+    Args:
+        images: (N, 1, 28 or 32, 28 or 32) in [-1, 1], N >= 10.
+        labels: (N,) int64 labels the samples were generated for (conditional models), or None.
+        ref: the reference split, "test" (1,000 digits) or "train" (4,000).
+        device: where the classifier runs.
+
+    Returns:
+        ``{"fd", "kid_mean", "kid_std", "precision", "recall", "is", "modes"}`` (+ ``"class_accuracy"``
+        when labels are given), as floats.
+    """
+    from course_lib.classifier import classify, load_classifier
+
+    if ref not in ("test", "train"):
+        raise ValueError(f"ref must be 'test' or 'train', got {ref!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 1 or len(images) < 10:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (N >= 10, 1, H, W) tensor in [-1, 1], got {shape}")
+    real_features, _ = reference_features(ref)
+    logits, features = classify(load_classifier(device), images)
+    subset = min(500, len(features), len(real_features))
+    kid_mean, kid_std = metrics.kernel_inception_distance(real_features, features, subsets=50, subset_size=subset)
+    precision, recall = metrics.precision_recall(real_features, features, k=3)
+    result = {
+        "fd": metrics.frechet_distance(real_features, features),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "is": metrics.inception_score(torch.softmax(logits.double(), 1), splits=min(10, len(logits)))[0],
+        "modes": float(metrics.class_histogram_stats(logits).modes),
+    }
+    if labels is not None:
+        result["class_accuracy"] = metrics.class_accuracy(logits, labels)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("samples", type=Path, help=".npz with arr_0: uint8 (N, H, W, 1) images, optional labels")
+    parser.add_argument("--ref", default="test", choices=["test", "train"], help="mnist5k split to compare with")
+    parser.add_argument("--labels-key", default="labels", help="name of the labels array in the .npz (default: labels)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--device", default="cpu", help="device for the classifier (default cpu)")
+    args = parser.parse_args(argv)
+    try:
+        images, labels = load_samples(args.samples, args.labels_key)
+        result = evaluate(images, labels, ref=args.ref, device=args.device)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.samples}: {len(images)} samples against mnist5k {args.ref}")
+        for name in METRIC_NAMES:
+            if name in result:
+                print(f"  {name:<15} {result[name]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The evaluate CLI and function: real digits score well, degraded sets score worse, bad files are explained."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.data import mnist5k
+from course_lib.evaluate import evaluate, load_samples, main
+from course_lib.viz import to_uint8
+
+
+@pytest.fixture(scope="module")
+def real():
+    train = mnist5k("train")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(train), generator=g)[:1000]
+    return train.x[idx], train.labels[idx]
+
+
+def test_real_vs_real_is_near_the_floor_and_degradations_are_worse(real):
+    x, _ = real
+    clean = evaluate(x)
+    assert clean["precision"] > 0.8 and clean["recall"] > 0.8 and clean["modes"] == 10
+    blurred = evaluate(F.avg_pool2d(x, 3, stride=1, padding=1))
+    noisy = evaluate((x + 0.5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1))
+    ones = mnist5k("train")
+    collapsed = evaluate(ones.x[ones.labels == 1][:300])
+    for degraded in (blurred, noisy, collapsed):
+        assert degraded["fd"] > 2 * clean["fd"]
+    assert collapsed["modes"] == 1 and collapsed["recall"] < 0.3
+    assert clean["is"] > 5 * collapsed["is"] / 2
+
+
+def test_cli_json_with_labels(tmp_path, real, capsys):
+    x, labels = real
+    path = tmp_path / "samples.npz"
+    np.savez(path, to_uint8(x).permute(0, 2, 3, 1).numpy(), labels=labels.numpy())
+    assert main([str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes"}
+    assert result["class_accuracy"] > 0.98
+
+
+def test_loading_checks_the_file_format(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, np.zeros((5, 32, 32, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        load_samples(bad)
+    np.savez(bad, images=np.zeros((5, 32, 32, 1), dtype=np.uint8))
+    with pytest.raises(ValueError, match="arr_0"):
+        load_samples(bad)
+    good = tmp_path / "good.npz"
+    np.savez(good, np.full((3, 28, 28, 1), 255, dtype=np.uint8))
+    images, labels = load_samples(good)
+    assert images.shape == (3, 1, 28, 28) and labels is None and images.max() == 1
+    assert main([str(tmp_path / "missing.npz")]) == 2
