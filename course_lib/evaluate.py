@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from course_lib import metrics
+from course_lib.checkpoint import CheckpointError
 
 METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
 
@@ -51,9 +52,47 @@ def load_samples(path: str | Path, labels_key: str = "labels") -> tuple[torch.Te
     return images, labels
 
 
+REFERENCE_PATH = Path(__file__).parent / "assets" / "reference_test.safetensors"
+
+
+def read_reference(path: str | Path | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read the shipped reference statistics of the ``mnist5k`` test split.
+
+    Made by ``scripts/make_reference_stats.py``: ``features`` (1000, F) float32, ``logits``
+    (1000, 10) float32, ``mu`` (F,) and ``sigma`` (F, F) float64; the metadata records the SHA-256 of
+    the classifier that made them and the real-vs-real ``floors`` (JSON).
+
+    Raises:
+        CheckpointError: the file is missing or corrupt, or was made by another classifier.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from course_lib.classifier import WEIGHTS_SHA256
+
+    path = Path(path) if path is not None else REFERENCE_PATH
+    remedy = "Regenerate it with `python scripts/make_reference_stats.py` (a few seconds)."
+    if not path.is_file():
+        raise CheckpointError(f"the reference statistics are missing: no file at {path}. {remedy}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"the reference statistics file {path} is corrupt: {err}. {remedy}") from err
+    if metadata.get("classifier_sha256") != WEIGHTS_SHA256:
+        raise CheckpointError(f"the reference statistics in {path} were made with another classifier "
+                              f"(SHA-256 {metadata.get('classifier_sha256')}, expected {WEIGHTS_SHA256}). {remedy}")
+    return tensors, metadata
+
+
 @functools.lru_cache(maxsize=4)
 def reference_features(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """Classifier features and logits of a ``mnist5k`` split, computed once per process."""
+    """Classifier ``(features, logits)`` of a ``mnist5k`` split: shipped for "test", computed for "train"."""
+    if split == "test":
+        tensors, _ = read_reference()
+        return tensors["features"], tensors["logits"]
+    if split != "train":
+        raise ValueError(f"split must be 'test' or 'train', got {split!r}")
     from course_lib.classifier import classify, load_classifier
     from course_lib.data import mnist5k
 
@@ -61,29 +100,19 @@ def reference_features(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]
     return features, logits
 
 
-def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str = "test",
-             device: str | torch.device = "cpu") -> dict[str, float]:
-    """All metrics of a set of generated digits against a ``mnist5k`` split.
+def reference_floors() -> dict[int, dict[str, tuple[float, float]]]:
+    """Real-vs-real floors: ``{n: {metric: (mean, std)}}`` for n real train digits against the test split.
 
-    Args:
-        images: (N, 1, 28 or 32, 28 or 32) in [-1, 1], N >= 10.
-        labels: (N,) int64 labels the samples were generated for (conditional models), or None.
-        ref: the reference split, "test" (1,000 digits) or "train" (4,000).
-        device: where the classifier runs.
-
-    Returns:
-        ``{"fd", "kid_mean", "kid_std", "precision", "recall", "is", "modes"}`` (+ ``"class_accuracy"``
-        when labels are given), as floats.
+    No generator should be expected to do better than real digits: read a model's FD or KID as a
+    multiple of the floor at the same sample size.
     """
-    from course_lib.classifier import classify, load_classifier
+    _, metadata = read_reference()
+    return {int(n): {k: tuple(v) for k, v in row.items()} for n, row in json.loads(metadata["floors"]).items()}
 
-    if ref not in ("test", "train"):
-        raise ValueError(f"ref must be 'test' or 'train', got {ref!r}")
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 1 or len(images) < 10:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (N >= 10, 1, H, W) tensor in [-1, 1], got {shape}")
-    real_features, _ = reference_features(ref)
-    logits, features = classify(load_classifier(device), images)
+
+def metrics_from_features(real_features: torch.Tensor, features: torch.Tensor, logits: torch.Tensor,
+                          labels: torch.Tensor | None = None) -> dict[str, float]:
+    """Every metric from classifier outputs: real (N, F) features, generated (M, F) features and (M, C) logits."""
     subset = min(500, len(features), len(real_features))
     kid_mean, kid_std = metrics.kernel_inception_distance(real_features, features, subsets=50, subset_size=subset)
     precision, recall = metrics.precision_recall(real_features, features, k=3)
@@ -101,6 +130,40 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str 
     return result
 
 
+def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str = "test",
+             device: str | torch.device = "cpu") -> dict[str, float]:
+    """All metrics of a set of generated digits against a ``mnist5k`` split.
+
+    Args:
+        images: (N, 1, 28 or 32, 28 or 32) in [-1, 1], N >= 10.
+        labels: (N,) int64 labels the samples were generated for (conditional models), or None.
+        ref: the reference split, "test" (1,000 digits, shipped statistics) or "train" (4,000).
+        device: where the classifier runs.
+
+    Returns:
+        ``{"fd", "kid_mean", "kid_std", "precision", "recall", "is", "modes"}`` (+ ``"class_accuracy"``
+        when labels are given), as floats.
+    """
+    from course_lib.classifier import classify, load_classifier
+
+    if ref not in ("test", "train"):
+        raise ValueError(f"ref must be 'test' or 'train', got {ref!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 1 or len(images) < 10:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (N >= 10, 1, H, W) tensor in [-1, 1], got {shape}")
+    if labels is not None and (not isinstance(labels, torch.Tensor) or labels.shape != (len(images),)):
+        raise ValueError(f"labels must be a tensor of shape ({len(images)},), got {getattr(labels, 'shape', type(labels).__name__)}")
+    real_features, _ = reference_features(ref)
+    logits, features = classify(load_classifier(device), images)
+    return metrics_from_features(real_features, features, logits, labels)
+
+
+def _nearest_floor(n: int) -> tuple[int, dict[str, tuple[float, float]]]:
+    table = reference_floors()
+    size = min(table, key=lambda m: abs(m - n))
+    return size, table[size]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("samples", type=Path, help=".npz with arr_0: uint8 (N, H, W, 1) images, optional labels")
@@ -112,16 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         images, labels = load_samples(args.samples, args.labels_key)
         result = evaluate(images, labels, ref=args.ref, device=args.device)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result))
     else:
         print(f"{args.samples}: {len(images)} samples against mnist5k {args.ref}")
+        floor = _nearest_floor(len(images)) if args.ref == "test" else None
+        if floor:
+            print(f"  {'metric':<15} {'value':>8}   real-vs-real floor at n={floor[0]}")
         for name in METRIC_NAMES:
             if name in result:
-                print(f"  {name:<15} {result[name]:.4f}")
+                extra = f"   {floor[1][name][0]:.4f}" if floor and name in floor[1] else ""
+                print(f"  {name:<15} {result[name]:8.4f}{extra}")
     return 0
 
 

@@ -15,7 +15,8 @@ Augmentation is light: a random rotation of up to 10 degrees and a random transl
 2 px (pad with background, then crop). Only the mnist5k *train* split is used for training; the
 script reports accuracy on the 1,000 mnist5k test digits and on printed digits (a second domain,
 never trained on), then prints the file's SHA-256 and the line to paste into
-``course_lib/classifier.py``.
+``course_lib/classifier.py``. After a new classifier, regenerate the reference statistics with
+``python scripts/make_reference_stats.py`` (they record the classifier's checksum).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def main() -> int:
         return 0 if ok and same else 1
     print("paste into course_lib/classifier.py:")
     print(f'WEIGHTS_SHA256 = "{sha256}"')
+    print("then regenerate the reference statistics: python scripts/make_reference_stats.py")
     return 0 if ok else 1
 
 
