@@ -114,6 +114,9 @@ def metrics_from_features(real_features: torch.Tensor, features: torch.Tensor, l
                           labels: torch.Tensor | None = None) -> dict[str, float]:
     """Every metric from classifier outputs: real (N, F) features, generated (M, F) features and (M, C) logits."""
     subset = min(500, len(features), len(real_features))
+    # IS averages over 10 splits; shuffle first (fixed seed) so that files ordered by class, such as
+    # conditional samples with balanced labels, do not get one class per split
+    order = torch.randperm(len(logits), generator=torch.Generator().manual_seed(0))
     kid_mean, kid_std = metrics.kernel_inception_distance(real_features, features, subsets=50, subset_size=subset)
     precision, recall = metrics.precision_recall(real_features, features, k=3)
     result = {
@@ -122,7 +125,7 @@ def metrics_from_features(real_features: torch.Tensor, features: torch.Tensor, l
         "kid_std": kid_std,
         "precision": precision,
         "recall": recall,
-        "is": metrics.inception_score(torch.softmax(logits.double(), 1), splits=min(10, len(logits)))[0],
+        "is": metrics.inception_score(torch.softmax(logits[order].double(), 1), splits=min(10, len(logits)))[0],
         "modes": float(metrics.class_histogram_stats(logits).modes),
     }
     if labels is not None:

@@ -146,8 +146,14 @@ def kernel_inception_distance(real, fake, subsets: int = 50, subset_size: int = 
     return float(values.mean()), float(values.std(unbiased=False)) if subsets > 1 else 0.0
 
 
-def _kth_neighbour_radii(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from every row of x to its k-th nearest *other* row of x."""
+def kth_neighbour_radii(x, k: int = 3) -> torch.Tensor:
+    """Distance from every row of x (N, F) to its k-th nearest *other* row: (N,) float64.
+
+    The radius of each sample's k-NN ball in the manifold estimate of Kynkäänniemi et al. 2019.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    x = _as_features("x", x, k + 1)
     d = torch.cdist(x, x)  # (N, N); the diagonal (distance to itself, 0) is the 0-th neighbour
     return d.kthvalue(k + 1, dim=1).values
 
@@ -172,7 +178,7 @@ def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
         raise ValueError(f"k must be a positive int, got {k!r}")
     real, fake = _as_features("real", real, k + 1), _as_features("fake", fake, k + 1)
     _same_width(real, fake, "real and fake")
-    real_radii, fake_radii = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)
+    real_radii, fake_radii = kth_neighbour_radii(real, k), kth_neighbour_radii(fake, k)
     d = torch.cdist(fake, real)  # (M, N)
     precision = (d <= real_radii[None, :]).any(dim=1).double().mean()
     recall = (d.T <= fake_radii[None, :]).any(dim=1).double().mean()

@@ -7,8 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import gan_math, losses
-from course_lib.checks import CheckResult, MIME, lesson00, lesson01
+import numpy as np
+import scipy.linalg
+
+from course_lib import gan_math, losses, metrics
+from course_lib.checks import CheckResult, MIME, lesson00, lesson01, lesson03
 from course_lib.toy_gan import toy_gan_step
 
 
@@ -28,6 +31,12 @@ REFERENCES = [
     (lesson01.check_value_function, gan_math.value_function),
     (lesson01.check_js_divergence, gan_math.js_divergence),
     (lesson01.check_toy_step, toy_gan_step),
+    (lesson03.check_feature_stats, lambda x: tuple(torch.from_numpy(v) for v in (metrics.gaussian_stats(x).mu, metrics.gaussian_stats(x).sigma))),
+    (lesson03.check_frechet_distance, metrics.frechet_distance),
+    (lesson03.check_kth_neighbour_radii, metrics.kth_neighbour_radii),
+    (lesson03.check_precision_recall, metrics.precision_recall),
+    (lesson03.check_mmd2_unbiased, metrics.mmd2_unbiased),
+    (lesson03.check_inception_score, lambda p: metrics.inception_score(p, splits=1)[0]),
 ]
 
 
@@ -43,6 +52,7 @@ def test_reference_passes_and_stub_is_not_attempted(check, reference):
 def test_every_lesson_lists_its_checks_in_order():
     assert [c.exercise_id for c in lesson00.EXERCISES] == ["00.1", "00.2", "00.3"]
     assert [c.exercise_id for c in lesson01.EXERCISES] == [f"01.{i}" for i in range(1, 7)]
+    assert [c.exercise_id for c in lesson03.EXERCISES] == [f"03.{i}" for i in range(1, 7)]
 
 
 def test_a_crash_in_learner_code_is_a_failure_that_names_the_error():
@@ -177,7 +187,138 @@ def tensor_loss_step(model, optimizer, x, y):
     return loss
 
 
+# lesson 03: metrics
+
+
+def _stats(x, ddof=1):
+    centred = x - x.mean(0)
+    return x.mean(0), centred.T @ centred / (len(x) - ddof)
+
+
+def biased_cov_stats(x):
+    return _stats(x, ddof=0)
+
+
+def uncentred_stats(x):
+    return x.mean(0), x.T @ x / (len(x) - 1)
+
+
+def nn_cov_stats(x):
+    centred = x - x.mean(0)
+    return x.mean(0), centred @ centred.T / (len(x) - 1)
+
+
+def _fd(a, b, root=lambda m: scipy.linalg.sqrtm(m).real, ddof=1, mean_term=True):
+    (mu_a, s_a), (mu_b, s_b) = _stats(a, ddof), _stats(b, ddof)
+    cross = np.trace(root(s_a.numpy() @ s_b.numpy()))
+    m = float(((mu_a - mu_b) ** 2).sum()) if mean_term else 0.0
+    return m + float(torch.trace(s_a) + torch.trace(s_b)) - 2 * float(cross)
+
+
+def biased_cov_fd(a, b):
+    return _fd(a, b, ddof=0)
+
+
+def no_sqrt_fd(a, b):
+    return _fd(a, b, root=lambda m: m)
+
+
+def elementwise_sqrt_fd(a, b):
+    with np.errstate(invalid="ignore"):
+        return _fd(a, b, root=np.sqrt)
+
+
+def no_mean_fd(a, b):
+    return _fd(a, b, mean_term=False)
+
+
+def complex_fd(a, b):
+    return complex(_fd(a, b), 1e-9)
+
+
+def sqrt_of_fd(a, b):
+    return math.sqrt(_fd(a, b))
+
+
+def self_inclusive_radii(x, k):
+    return torch.cdist(x, x).kthvalue(k, dim=1).values
+
+
+def squared_radii(x, k):
+    return metrics.kth_neighbour_radii(x, k) ** 2
+
+
+def swapped_pr(real, fake, k=3):
+    p, r = metrics.precision_recall(real, fake, k)
+    return r, p
+
+
+def self_inclusive_pr(real, fake, k=3):
+    r_real, r_fake = self_inclusive_radii(real, k), self_inclusive_radii(fake, k)
+    d = torch.cdist(fake, real)
+    return float((d <= r_real).any(1).double().mean()), float((d.T <= r_fake).any(1).double().mean())
+
+
+def fake_balls_pr(real, fake, k=3):
+    r_fake = metrics.kth_neighbour_radii(fake, k)
+    d = torch.cdist(fake, real)
+    return float((d <= r_fake[:, None]).any(1).double().mean()), metrics.precision_recall(real, fake, k)[1]
+
+
+def _kernel(a, b, scale=True, degree=3):
+    return (a @ b.T / (a.shape[1] if scale else 1) + 1) ** degree
+
+
+def biased_mmd(x, y):
+    return float(_kernel(x, x).mean() + _kernel(y, y).mean() - 2 * _kernel(x, y).mean())
+
+
+def unscaled_kernel_mmd(x, y):
+    off = lambda k: (k.sum() - k.diagonal().sum()) / (len(k) * (len(k) - 1))  # noqa: E731
+    return float(off(_kernel(x, x, False)) + off(_kernel(y, y, False)) - 2 * _kernel(x, y, False).mean())
+
+
+def m_squared_mmd(x, y):
+    off = lambda k: (k.sum() - k.diagonal().sum()) / len(k) ** 2  # noqa: E731
+    return float(off(_kernel(x, x)) + off(_kernel(y, y)) - 2 * _kernel(x, y).mean())
+
+
+def no_exp_is(probs):
+    marginal = probs.mean(0, keepdim=True)
+    return float((torch.xlogy(probs, probs) - torch.xlogy(probs, marginal)).sum(1).mean())
+
+
+def reversed_kl_is(probs):
+    marginal = probs.mean(0, keepdim=True)
+    return math.exp(float((marginal * (marginal.log() - probs.log())).sum(1).mean()))
+
+
+def naive_log_is(probs):
+    marginal = probs.mean(0, keepdim=True)
+    return math.exp(float((probs * (probs.log() - marginal.log())).sum(1).mean()))
+
+
 MISTAKES = [
+    ("biased covariance", lesson03.check_feature_stats, biased_cov_stats, "divided by N"),
+    ("uncentred covariance", lesson03.check_feature_stats, uncentred_stats, "CENTRED"),
+    ("(N, N) covariance", lesson03.check_feature_stats, nn_cov_stats, "(N, N)"),
+    ("FD biased covariance", lesson03.check_frechet_distance, biased_cov_fd, "normalisation"),
+    ("FD without sqrtm", lesson03.check_frechet_distance, no_sqrt_fd, "missing matrix square root"),
+    ("FD element-wise sqrt", lesson03.check_frechet_distance, elementwise_sqrt_fd, "MATRIX square root"),
+    ("FD without mean term", lesson03.check_frechet_distance, no_mean_fd, "mean term is missing"),
+    ("FD complex", lesson03.check_frechet_distance, complex_fd, "real part"),
+    ("sqrt of FD", lesson03.check_frechet_distance, sqrt_of_fd, "SQUARED"),
+    ("radius includes itself", lesson03.check_kth_neighbour_radii, self_inclusive_radii, "includes the point itself"),
+    ("squared radii", lesson03.check_kth_neighbour_radii, squared_radii, "squared distances"),
+    ("P/R swapped", lesson03.check_precision_recall, swapped_pr, "swapped"),
+    ("P/R self-inclusive radii", lesson03.check_precision_recall, self_inclusive_pr, "include the point itself"),
+    ("P/R wrong balls", lesson03.check_precision_recall, fake_balls_pr, "wrong balls"),
+    ("biased MMD", lesson03.check_mmd2_unbiased, biased_mmd, "biased MMD"),
+    ("kernel without /F", lesson03.check_mmd2_unbiased, unscaled_kernel_mmd, "divide the dot product"),
+    ("MMD over m²", lesson03.check_mmd2_unbiased, m_squared_mmd, "m (m - 1)"),
+    ("IS without exp", lesson03.check_inception_score, no_exp_is, "missing exp"),
+    ("IS reversed KL", lesson03.check_inception_score, reversed_kl_is, "reversed KL"),
+    ("IS 0 log 0", lesson03.check_inception_score, naive_log_is, "zero probabilities"),
     ("saturating loss", lesson01.check_g_loss, saturating_g_loss, "saturating loss"),
     ("wrong sign", lesson01.check_g_loss, wrong_sign_g_loss, "wrong sign"),
     ("missing detach", lesson01.check_toy_step, missing_detach_step, "missing detach"),
