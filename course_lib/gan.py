@@ -1,0 +1,372 @@
+"""The DCGAN family for 32x32 images: generator, discriminator, initialisation and sampling.
+
+Radford et al. 2016, "Unsupervised Representation Learning with Deep Convolutional Generative
+Adversarial Networks" (DCGAN), gave the recipe this module follows: no pooling (strided
+convolutions in D, transposed convolutions in G), batch norm in both networks except D's first
+layer and G's last, ReLU in G with a tanh output, LeakyReLU(0.2) in D, weights from N(0, 0.02).
+With W = ``base_channels`` and C = ``img_channels``:
+
+    G: z (B, z_dim) -> linear -> (B, 4W, 4, 4) -> (B, 2W, 8, 8) -> (B, W, 16, 16) -> (B, C, 32, 32)
+    D: x (B, C, 32, 32) -> (B, W, 16, 16) -> (B, 2W, 8, 8) -> (B, 4W, 4, 4) -> flatten -> logit (B,)
+
+Later lessons switch parts on through ``DCGANConfig``:
+
+- class-conditional models (``num_classes > 0``). G concatenates a learned label embedding to z
+  (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets"). D either adds a projection
+  term to its logit (Miyato & Koyama 2018, "cGANs with Projection Discriminator") or reads one-hot
+  label maps stacked onto the image channels ("concat", the older input-concatenation design).
+- spectral normalisation of every layer of D (Miyato et al. 2018, "Spectral Normalization for
+  Generative Adversarial Networks"), which replaces D's batch norm.
+- a critic for WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs"): D without
+  batch norm, because the gradient penalty is a per-sample quantity and batch norm mixes samples.
+
+Read top-down: config, the two networks, initialisation, sampling. Losses live in
+``course_lib.losses`` and training steps in ``course_lib.gan_steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+CONDITIONINGS = ("projection", "concat")  # how a conditional D reads the labels
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class DCGANConfig:
+    """Architecture of a DCGAN pair. The defaults are the usual 32x32 DCGAN for grey digits.
+
+    With the defaults G has about 0.92M parameters and D about 0.66M.
+    """
+
+    z_dim: int = 64                    # size of the noise vector z ~ N(0, I) fed to G
+    img_channels: int = 1              # C: channels of the images (1 grey, 3 colour)
+    img_size: int = 32                 # height = width of the images; only 32 is supported
+    base_channels: int = 64            # W: width of G's last and D's first stage; the others have 2W and 4W
+    num_classes: int = 0               # 0: unconditional; K > 0: G and D take labels in [0, K)
+    embed_dim: int = 32                # G only: size of the learned label embedding concatenated to z
+    conditioning: str = "projection"   # D only: "projection" (Miyato & Koyama 2018) or "concat" (one-hot maps)
+    spectral_norm: bool = False        # D only: spectral norm on every layer (Miyato et al. 2018); no batch norm
+    critic: bool = False               # D only: no normalisation at all, for WGAN-GP (Gulrajani et al. 2017)
+
+    def __post_init__(self) -> None:
+        for name in ("z_dim", "img_channels", "base_channels", "embed_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if self.img_size != 32:
+            raise ValueError(
+                f"img_size must be 32 (G grows 4x4 to 32x32 in three stride-2 stages), got {self.img_size!r}; "
+                "pad or resize the images to 32x32"
+            )
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0: unconditional), got {self.num_classes!r}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be 'projection' or 'concat', got {self.conditioning!r}")
+
+    @property
+    def batch_norm_in_d(self) -> bool:
+        """D's middle blocks use batch norm unless D is a critic or spectrally normalised."""
+        return not (self.critic or self.spectral_norm)
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks shared by G and D
+# ----------------------------------------------------------------------------------------------
+
+def check_labels(labels: torch.Tensor | None, batch_size: int, num_classes: int) -> None:
+    """Raise a ValueError unless ``labels`` fits a model with ``num_classes`` classes (0: must be None)."""
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError("labels must be None for an unconditional model (num_classes=0)")
+        return
+    expected = f"an int64 tensor of shape ({batch_size},) with values in [0, {num_classes})"
+    if labels is None:
+        raise ValueError(f"labels are required (num_classes={num_classes}): expected {expected}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
+        got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be {expected}, got {got}")
+    if tuple(labels.shape) != (batch_size,):
+        raise ValueError(f"labels must be {expected}, got shape {tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must be {expected}, got values in [{labels.min().item()}, {labels.max().item()}]"
+        )
+
+
+def check_images(x: torch.Tensor, cfg: DCGANConfig, name: str = "x") -> None:
+    """Raise a ValueError unless ``x`` is a float tensor of shape (B, img_channels, 32, 32), B >= 1."""
+    expected = f"(B, {cfg.img_channels}, {cfg.img_size}, {cfg.img_size})"
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[0] == 0 or tuple(x.shape[1:]) != (cfg.img_channels, cfg.img_size, cfg.img_size):
+        raise ValueError(f"{name} must have shape {expected} with B >= 1, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [-1, 1], got dtype {x.dtype}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Generator
+# ----------------------------------------------------------------------------------------------
+
+def _up_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Transposed conv 4x4 stride 2 (doubles H and W), batch norm, ReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    )
+
+
+class Generator(nn.Module):
+    """G: noise z (B, z_dim) [and labels (B,)] -> images x_fake (B, C, 32, 32) in [-1, 1].
+
+    The first layer is a linear map to a 4x4 feature map, the same operation as DCGAN's 4x4
+    transposed convolution of a 1x1 input. A conditional G concatenates ``embed(labels)``
+    (B, embed_dim) to z: the label becomes extra input coordinates with the same N(0, 1) scale
+    as z (the embedding keeps PyTorch's N(0, 1) initialisation).
+
+    Args:
+        cfg: a ``DCGANConfig``.
+    """
+
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.z_dim = cfg.z_dim
+        width = cfg.base_channels
+        in_features = cfg.z_dim + (cfg.embed_dim if cfg.num_classes else 0)
+        self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None
+        self.project = nn.Linear(in_features, 4 * width * 4 * 4, bias=False)  # (B, 16 * 4W)
+        self.blocks = nn.Sequential(
+            nn.BatchNorm2d(4 * width),
+            nn.ReLU(),                                        # (B, 4W, 4, 4)
+            _up_block(4 * width, 2 * width),                  # (B, 2W, 8, 8)
+            _up_block(2 * width, width),                      # (B, W, 16, 16)
+            nn.ConvTranspose2d(width, cfg.img_channels, kernel_size=4, stride=2, padding=1),  # (B, C, 32, 32)
+            nn.Tanh(),                                        # no batch norm on G's output layer
+        )
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Generate images.
+
+        Args:
+            z: noise, shape (B, z_dim), float, usually N(0, I).
+            labels: (B,) int64 class indices in [0, num_classes) for a conditional G, else None.
+
+        Returns:
+            x_fake, shape (B, img_channels, 32, 32), values in [-1, 1].
+        """
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.z_dim or z.shape[0] == 0:
+            raise ValueError(f"z must have shape (B, {self.z_dim}) with B >= 1, got {tuple(getattr(z, 'shape', ()))}")
+        check_labels(labels, z.shape[0], self.cfg.num_classes)
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)  # (B, z_dim + embed_dim)
+        h = self.project(z)                                          # (B, 16 * 4W)
+        h = h.view(z.shape[0], 4 * self.cfg.base_channels, 4, 4)     # (B, 4W, 4, 4)
+        return self.blocks(h)                                        # (B, C, 32, 32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discriminator
+# ----------------------------------------------------------------------------------------------
+
+def _down_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
+    """Conv 4x4 stride 2 (halves H and W), optional batch norm, LeakyReLU(0.2)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=not batch_norm)
+    ]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+class Discriminator(nn.Module):
+    """D: images x (B, C, 32, 32) [and labels (B,)] -> logits (B,).
+
+    The features ``h = phi(x)`` are the flattened (B, 16 * 4W) output of the last conv stage; the
+    unconditional logit is ``linear(h)``, the same as DCGAN's final 4x4 convolution.
+
+    Conditional variants (``num_classes > 0``):
+
+    - ``"projection"``: ``logit = linear(h) + <embed(labels), h>`` (Miyato & Koyama 2018). The
+      embedding is a class-specific second linear head, so it starts like the head, N(0, 0.02).
+    - ``"concat"``: one-hot label maps (B, K, 32, 32) are stacked onto the image channels before
+      the first convolution, so D's input has C + K channels.
+
+    Batch norm sits in the two middle blocks (never the first, as in DCGAN) unless
+    ``cfg.critic`` or ``cfg.spectral_norm``. A critic (WGAN-GP) has no normalisation at all: the
+    gradient penalty is defined per sample, and batch norm makes each output depend on the whole
+    batch. (Gulrajani et al. suggest layer norm as a drop-in; this small D trains without it.)
+    With ``cfg.spectral_norm`` every conv, the linear head and the projection embedding are
+    spectrally normalised with ``torch.nn.utils.parametrizations.spectral_norm`` (one power
+    iteration per training-mode forward).
+
+    Args:
+        cfg: a ``DCGANConfig``.
+    """
+
+    def __init__(self, cfg: DCGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        width = cfg.base_channels
+        self.concat = cfg.num_classes > 0 and cfg.conditioning == "concat"
+        in_channels = cfg.img_channels + (cfg.num_classes if self.concat else 0)
+        batch_norm = cfg.batch_norm_in_d
+        self.blocks = nn.Sequential(
+            _down_block(in_channels, width, batch_norm=False),   # (B, W, 16, 16): no batch norm on D's input layer
+            _down_block(width, 2 * width, batch_norm),           # (B, 2W, 8, 8)
+            _down_block(2 * width, 4 * width, batch_norm),       # (B, 4W, 4, 4)
+            nn.Flatten(),                                        # (B, 16 * 4W): the features h
+        )
+        self.head = nn.Linear(4 * width * 4 * 4, 1)             # (B, 1)
+        self.embed = None
+        if cfg.num_classes and cfg.conditioning == "projection":
+            self.embed = nn.Embedding(cfg.num_classes, 4 * width * 4 * 4)  # one (16 * 4W) vector per class
+        dcgan_init_(self)
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        if cfg.spectral_norm:  # after initialisation: spectral_norm wraps the initialised weights
+            for module in list(self.modules()):
+                if isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                    _spectral_norm(module)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Score images.
+
+        Args:
+            x: images, shape (B, img_channels, 32, 32), float, real ones in [-1, 1].
+            labels: (B,) int64 class indices in [0, num_classes) for a conditional D, else None.
+
+        Returns:
+            logits, shape (B,), unbounded (``sigmoid(logit)`` is D's probability of "real" for
+            the BCE loss; a raw score for the hinge and Wasserstein losses).
+        """
+        check_images(x, self.cfg)
+        check_labels(labels, x.shape[0], self.cfg.num_classes)
+        if self.concat:
+            maps = F.one_hot(labels, self.cfg.num_classes).to(x.dtype)   # (B, K)
+            maps = maps[:, :, None, None].expand(-1, -1, *x.shape[2:])    # (B, K, 32, 32)
+            x = torch.cat([x, maps], dim=1)                               # (B, C + K, 32, 32)
+        h = self.blocks(x)                                                # (B, 16 * 4W)
+        logits = self.head(h)[:, 0]                                       # (B, 1) -> (B,)
+        if self.embed is not None:
+            logits = logits + (self.embed(labels) * h).sum(dim=1)         # + <embed(y), h>, (B,)
+        return logits
+
+
+# ----------------------------------------------------------------------------------------------
+# Initialisation
+# ----------------------------------------------------------------------------------------------
+
+def _raw_weight(module: nn.Module) -> torch.Tensor:
+    """The weight parameter itself, also under a parametrisation such as spectral norm."""
+    if parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
+def dcgan_init_(module: nn.Module) -> nn.Module:
+    """Initialise in place as in Radford et al. 2016: conv and linear weights N(0, 0.02), biases 0.
+
+    Batch-norm scales are drawn from N(1, 0.02) and their shifts set to 0 (the usual reading of
+    the paper, as in pytorch/examples). Embeddings are left alone: G's label embedding keeps
+    PyTorch's N(0, 1), the scale of z; D's projection embedding is initialised by
+    ``Discriminator``. ``Generator`` and ``Discriminator`` call this at construction.
+
+    Args:
+        module: any module; every Conv2d, ConvTranspose2d, Linear and BatchNorm inside it is reset.
+
+    Returns:
+        ``module`` itself, for chaining.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(_raw_weight(m), mean=0.0, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, mean=1.0, std=0.02)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------
+# Sampling
+# ----------------------------------------------------------------------------------------------
+
+def sample_z(
+    n: int,
+    z_dim: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Noise z ~ N(0, I) of shape (n, z_dim), float32.
+
+    The numbers are drawn on the generator's device (CPU without a generator) and then moved to
+    ``device``, so a CPU generator gives the same z on every device.
+    """
+    source = generator.device if generator is not None else "cpu"
+    z = torch.randn(n, z_dim, generator=generator, device=source)  # (n, z_dim)
+    return z.to(device) if device is not None else z
+
+
+def balanced_labels(n: int, num_classes: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Labels ``0, 1, ..., K-1, 0, 1, ...`` of length n: every class equally often (up to one).
+
+    A grid of the samples with ``nrow=num_classes`` shows one class per column.
+
+    Returns:
+        (n,) int64 tensor with values in [0, num_classes).
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    return torch.arange(n, device=device) % num_classes  # (n,)
+
+
+@torch.no_grad()
+def sample(
+    G: Generator,
+    n: int,
+    labels: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Draw n images from G, without gradients.
+
+    G is used in the mode it is in: call ``G.eval()`` first for batch-norm running statistics
+    (``course_lib.training.fit`` calls its ``sample_fn`` in eval mode).
+
+    Args:
+        G: a ``Generator``.
+        n: number of images, >= 1.
+        labels: (n,) int64 labels for a conditional G; None gives ``balanced_labels(n, K)``.
+            Must be None for an unconditional G.
+        generator: optional ``torch.Generator`` for z (fixed monitoring noise).
+        device: where to compute; None: the device of G's parameters.
+
+    Returns:
+        (n, img_channels, 32, 32) float images in [-1, 1] on ``device``.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    device = device if device is not None else next(G.parameters()).device
+    if labels is None and G.cfg.num_classes:
+        labels = balanced_labels(n, G.cfg.num_classes, device=device)
+    elif labels is not None:
+        labels = labels.to(device)
+    z = sample_z(n, G.z_dim, generator=generator, device=device)  # (n, z_dim)
+    return G(z, labels)  # (n, C, 32, 32)
