@@ -118,7 +118,7 @@ def check_images(x: torch.Tensor, cfg: DCGANConfig, name: str = "x") -> None:
 # Generator
 # ----------------------------------------------------------------------------------------------
 
-def _up_block(in_channels: int, out_channels: int) -> nn.Sequential:
+def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
     """Transposed conv 4x4 stride 2 (doubles H and W), batch norm, ReLU."""
     return nn.Sequential(
         nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
@@ -150,8 +150,8 @@ class Generator(nn.Module):
         self.blocks = nn.Sequential(
             nn.BatchNorm2d(4 * width),
             nn.ReLU(),                                        # (B, 4W, 4, 4)
-            _up_block(4 * width, 2 * width),                  # (B, 2W, 8, 8)
-            _up_block(2 * width, width),                      # (B, W, 16, 16)
+            up_block(4 * width, 2 * width),                  # (B, 2W, 8, 8)
+            up_block(2 * width, width),                      # (B, W, 16, 16)
             nn.ConvTranspose2d(width, cfg.img_channels, kernel_size=4, stride=2, padding=1),  # (B, C, 32, 32)
             nn.Tanh(),                                        # no batch norm on G's output layer
         )
@@ -181,7 +181,7 @@ class Generator(nn.Module):
 # Discriminator
 # ----------------------------------------------------------------------------------------------
 
-def _down_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
+def down_block(in_channels: int, out_channels: int, batch_norm: bool) -> nn.Sequential:
     """Conv 4x4 stride 2 (halves H and W), optional batch norm, LeakyReLU(0.2)."""
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=not batch_norm)
@@ -225,9 +225,9 @@ class Discriminator(nn.Module):
         in_channels = cfg.img_channels + (cfg.num_classes if self.concat else 0)
         batch_norm = cfg.batch_norm_in_d
         self.blocks = nn.Sequential(
-            _down_block(in_channels, width, batch_norm=False),   # (B, W, 16, 16): no batch norm on D's input layer
-            _down_block(width, 2 * width, batch_norm),           # (B, 2W, 8, 8)
-            _down_block(2 * width, 4 * width, batch_norm),       # (B, 4W, 4, 4)
+            down_block(in_channels, width, batch_norm=False),   # (B, W, 16, 16): no batch norm on D's input layer
+            down_block(width, 2 * width, batch_norm),           # (B, 2W, 8, 8)
+            down_block(2 * width, 4 * width, batch_norm),       # (B, 4W, 4, 4)
             nn.Flatten(),                                        # (B, 16 * 4W): the features h
         )
         self.head = nn.Linear(4 * width * 4 * 4, 1)             # (B, 1)

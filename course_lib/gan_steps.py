@@ -21,7 +21,7 @@ Two opt-in flags run the same code path faster on a GPU:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
@@ -80,6 +80,7 @@ def gan_step(
     generator: torch.Generator | None = None,
     amp: bool = False,
     channels_last: bool = False,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One discriminator update, then one generator update.
 
@@ -103,6 +104,8 @@ def gan_step(
         generator: optional ``torch.Generator`` for z.
         amp: bf16 autocast on CUDA; a no-op elsewhere (see the module docstring).
         channels_last: convert x_real to channels_last; convert the models beforehand.
+        augment: a differentiable transformation applied to every batch D sees, real and fake, in
+            both updates (DiffAugment, Zhao et al. 2020; see ``course_lib.augment``); None: none.
 
     Returns:
         ``{"d_loss", "g_loss", "d_real", "d_fake"}`` as Python floats. ``d_real`` and ``d_fake``
@@ -117,12 +120,13 @@ def gan_step(
         raise ValueError(f"loss must be 'bce' or 'hinge', got {loss!r}")
     x_real = _prepare(x_real, channels_last)
     z = sample_z(x_real.shape[0], G.z_dim, generator=generator, device=x_real.device)  # (B, z_dim)
+    aug = augment if augment is not None else (lambda t: t)
 
     # --- D step: real -> high, detached fakes -> low ---
     with _autocast(amp, x_real.device):
         x_fake = G(z, labels)                                  # (B, C, H, W), graph kept for the G step
-        real_logits = D(x_real, labels).float()                # (B,)
-        fake_logits = D(x_fake.detach(), labels).float()       # (B,), no gradient path to G
+        real_logits = D(aug(x_real), labels).float()           # (B,)
+        fake_logits = D(aug(x_fake.detach()), labels).float()  # (B,), no gradient path to G
     loss_D = d_loss_fn(real_logits, fake_logits)
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
@@ -131,7 +135,7 @@ def gan_step(
     # --- G step: fool the updated D; D is frozen so only G gets gradients ---
     with _frozen(D):
         with _autocast(amp, x_real.device):
-            loss_G = g_loss_fn(D(x_fake, labels).float())
+            loss_G = g_loss_fn(D(aug(x_fake), labels).float())
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()

@@ -65,7 +65,7 @@ class TrainState:
 def fit(
     state: TrainState,
     step_fn: Callable[[], dict[str, float]],
-    steps: int,
+    steps: int | None,
     *,
     checkpoint_path: str | os.PathLike | None = None,
     checkpoint_every: int = 0,
@@ -74,13 +74,14 @@ def fit(
     samples_dir: str | os.PathLike | None = None,
     plot: LivePlot | None = None,
     show_progress: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, list[float]]:
     """Train until ``state.step == steps``.
 
     Args:
         state: the run; ``state.step`` may be > 0 after ``state.load`` (resumption).
         step_fn: does one training step and returns ``{name: float}`` to log.
-        steps: the total number of steps the run should reach.
+        steps: the total number of steps the run should reach; None: until ``should_stop`` says so.
         checkpoint_path: where to save the run; saved every ``checkpoint_every`` steps and at the end.
         checkpoint_every: 0 saves only at the end (when ``checkpoint_path`` is given).
         sample_fn: returns samples from fixed noise: (N, C, H, W) images in [-1, 1], or any
@@ -89,6 +90,8 @@ def fit(
             are also written as ``step_NNNNNN.png`` into ``samples_dir`` when it is given.
         plot: a ``LivePlot`` updated every step and closed at the end.
         show_progress: show a progress bar.
+        should_stop: called after every step; when it returns True the run ends early, with the
+            final samples and checkpoint as at a normal end (e.g. a wall-clock budget).
 
     Returns:
         ``state.history``.
@@ -97,9 +100,11 @@ def fit(
         TrainingDiverged: a logged value was NaN or Inf. Nothing is saved at that step, so the
             checkpoint on disk is the last good one.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if state.step > steps:
+    if steps is None and should_stop is None:
+        raise ValueError("steps=None (no step limit) needs a should_stop function")
+    if steps is not None and (not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"steps must be a non-negative int or None, got {steps!r}")
+    if steps is not None and state.step > steps:
         raise ValueError(f"the run is already at step {state.step}, past steps={steps}")
 
     def take_samples() -> None:
@@ -117,7 +122,7 @@ def fit(
     for module in state.models.values():
         module.train()
     try:
-        while state.step < steps:
+        while steps is None or state.step < steps:
             logs = step_fn()
             bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
             if bad:
@@ -135,10 +140,13 @@ def fit(
                     bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()}, refresh=False)
             if plot is not None:
                 plot.update(state.history)
-            if sample_fn is not None and sample_every and state.step % sample_every == 0 and state.step < steps:
+            more = steps is None or state.step < steps  # the final samples and checkpoint come after the loop
+            if sample_fn is not None and sample_every and state.step % sample_every == 0 and more:
                 take_samples()
-            if checkpoint_path and checkpoint_every and state.step % checkpoint_every == 0 and state.step < steps:
+            if checkpoint_path and checkpoint_every and state.step % checkpoint_every == 0 and more:
                 state.save(checkpoint_path)
+            if should_stop is not None and should_stop():
+                break
     finally:
         if bar is not None:
             bar.close()

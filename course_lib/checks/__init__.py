@@ -116,6 +116,17 @@ def exercise(id: str, title: str, points: int = 1):
     return decorate
 
 
+def own_rng(check: Callable[..., None]) -> Callable[..., None]:
+    """Run a check (and the learner's code in it) on a copy of the global RNG state, restored afterwards."""
+
+    @functools.wraps(check)
+    def run(*args, **kwargs) -> None:
+        with torch.random.fork_rng(devices=[]):
+            return check(*args, **kwargs)
+
+    return run
+
+
 # Helpers that turn common comparisons into learner-readable mistakes ---------------------------
 
 

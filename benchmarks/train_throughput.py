@@ -1,0 +1,102 @@
+"""Training throughput of the course's GANs on this device: images/s, FLOPs per image, share of the ceiling.
+
+    python benchmarks/train_throughput.py [--device auto] [--steps 20] [--models dcgan cgan wgan_gp]
+                                          [--amp] [--channels-last] [--compile]
+
+For each model it times ``--steps`` training steps (after 3 warm-up steps) of the configuration
+``python -m course_lib.train`` uses by default (batch 64, width 64), counts the floating-point
+operations of one step with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of
+G and D, as the step runs them), and reports images per second. On a CPU it also measures the
+machine's convolution ceiling: the FLOP rate of a large, well-shaped convolution's forward and
+backward pass, the best a convolutional network can hope for here, and prints the share of it each
+model reaches. A WGAN-GP step processes ``n_critic`` real batches, so its images/s counts real
+images through the critic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from course_lib.device import get_device
+from course_lib.train import build_run, default_config
+
+
+def conv_ceiling(device: torch.device, seconds: float = 3.0) -> float:
+    """FLOP/s of forward + backward of a 3x3 convolution, 128 -> 128 channels, batch 64 at 16x16."""
+    x = torch.randn(64, 128, 16, 16, device=device, requires_grad=True)
+    w = torch.randn(128, 128, 3, 3, device=device, requires_grad=True)
+
+    def once():
+        F.conv2d(x, w, padding=1).sum().backward()
+
+    with FlopCounterMode(display=False) as counter:
+        once()
+    flops = counter.get_total_flops()
+    for _ in range(3):
+        once()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        once()
+        n += 1
+    _sync(device)
+    return flops * n / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(model: str, device: torch.device, steps: int, amp: bool, channels_last: bool, compile: bool) -> dict:
+    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0)
+    run = build_run(cfg, device)
+    step = run.step_fn
+    if compile:  # compile the networks, never the step: the gradient penalty needs double backward
+        for name in ("G", "D"):
+            run.state.models[name].compile()
+    images_per_step = cfg.batch_size * (cfg.n_critic if model == "wgan_gp" else 1)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops_per_image = counter.get_total_flops() / images_per_step
+    for _ in range(3):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {"model": model, "images_per_second": images_per_step * steps / seconds,
+            "gflops_per_image": flops_per_image / 1e9, "ms_per_step": 1000 * seconds / steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan", "wgan_gp"])
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    args = parser.parse_args()
+    device = get_device(args.device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
+    ceiling = conv_ceiling(device) if device.type == "cpu" else None
+    if ceiling:
+        print(f"convolution ceiling (3x3 conv, 128 ch, fwd + bwd): {ceiling / 1e9:.1f} GFLOP/s")
+    print(f"{'model':<9} {'images/s':>9} {'ms/step':>8} {'GFLOP/image':>12} {'GFLOP/s':>8}" + ("  share of ceiling" if ceiling else ""))
+    for model in args.models:
+        r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile)
+        rate = r["images_per_second"] * r["gflops_per_image"]
+        share = f"  {rate * 1e9 / ceiling:16.0%}" if ceiling else ""
+        print(f"{model:<9} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {r['gflops_per_image']:12.3f} {rate:8.1f}{share}")
+
+
+if __name__ == "__main__":
+    main()

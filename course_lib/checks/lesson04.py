@@ -1,0 +1,290 @@
+"""Graded checks for lesson 04 (class-conditional GANs).
+
+The checks pin the learner's conditioning code to what ``course_lib.gan`` does: G reads
+``torch.cat([z, embed(labels)], dim=1)`` (z first), the "concat" discriminator stacks one-hot label
+maps onto the image channels, the projection discriminator adds ``<embed(labels), h>`` to its
+unconditional logit (Miyato & Koyama 2018), and a conditional D step scores the fakes with the
+labels they were generated with. The classic mistakes they recognise: concatenating along the
+batch axis, one-hot vectors where a learned embedding belongs, z and the embedding in the wrong
+order, maps that were never expanded, a (B, 1) + (B,) broadcast into (B, B), a projection summed
+over the batch, and a discriminator that never sees the labels.
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib import gan, losses
+from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor, own_rng
+
+
+
+
+# Reference implementations (what the library computes inside Generator and Discriminator) -------
+
+
+def reference_generator_input(z: torch.Tensor, labels: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
+    """G's input: z (B, z_dim) and embedding(labels) (B, embed_dim), concatenated -> (B, z_dim + embed_dim)."""
+    return torch.cat([z, embedding(labels)], dim=1)
+
+
+def reference_one_hot_maps(labels: torch.Tensor, num_classes: int, size: int) -> torch.Tensor:
+    """Labels (B,) -> float one-hot maps (B, K, size, size): channel labels[i] is all ones, the others 0."""
+    maps = F.one_hot(labels, num_classes).float()                # (B, K)
+    return maps[:, :, None, None].expand(-1, -1, size, size)    # (B, K, size, size)
+
+
+def reference_projection_logits(h: torch.Tensor, labels: torch.Tensor, head: nn.Linear, embed: nn.Embedding) -> torch.Tensor:
+    """Projection discriminator logit: head(h) (B, 1) -> (B,), plus <embed(labels), h> per sample."""
+    return head(h)[:, 0] + (embed(labels) * h).sum(dim=1)
+
+
+def reference_conditional_d_loss(G: nn.Module, D: nn.Module, x_real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """BCE loss of a conditional D: fakes made with the real batch's labels, scored with those labels."""
+    x_fake = G(z, labels).detach()                               # (B, C, H, W)
+    return losses.d_loss_bce(D(x_real, labels), D(x_fake, labels))
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.1 G's input: z and the label embedding
+# ----------------------------------------------------------------------------------------------
+
+@exercise("04.1", "the conditional generator's input")
+@own_rng
+def check_generator_input(generator_input) -> None:
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    square = nn.Embedding(10, 4)    # embed_dim = z_dim: a wrong axis still runs
+    wide = nn.Embedding(10, 3)      # embed_dim != z_dim, num_classes
+    labels = torch.tensor([3, 0, 7])
+    z = torch.randn(3, 4, generator=g)
+    out = expect_tensor(call(generator_input, z.clone(), labels.clone(), square), "generator_input")
+    if tuple(out.shape) == (6, 4):
+        raise Mistake("you concatenated along dim 0, the batch axis: that stacks the embeddings below z as extra "
+                      "SAMPLES. Each sample needs its label appended to its own z: torch.cat([z, embedding(labels)], dim=1).")
+    with torch.no_grad():
+        first_ok = close(out, reference_generator_input(z, labels, square))
+
+    z = torch.randn(3, 5, generator=g)
+    out = expect_tensor(call(generator_input, z.clone(), labels.clone(), wide), "generator_input")
+    with torch.no_grad():
+        ref = reference_generator_input(z, labels, wide)
+        one_hot = torch.cat([z, F.one_hot(labels, 10).float()], dim=1)
+        swapped = torch.cat([wide(labels), z], dim=1)
+    if close(out, one_hot):
+        raise Mistake(
+            "you appended a one-hot vector of the label. The conditional G of the lesson reads a LEARNED embedding, "
+            "embedding(labels): an nn.Embedding(num_classes, embed_dim) whose rows are trained with G and are on z's "
+            "N(0, 1) scale, not 10 fixed coordinates of which 9 are 0."
+        )
+    expect_shape(out, (3, 8), "generator_input", "(B, z_dim + embed_dim) = (3, 5 + 3): concatenate z and embedding(labels) along dim 1.")
+    if close(out, swapped):
+        raise Mistake(
+            "z and the embedding are in the wrong order. The course's Generator puts z first, "
+            "torch.cat([z, embedding(labels)], dim=1), and its first linear layer expects that order: weights trained "
+            "by course_lib.gan.Generator would read your embedding as noise."
+        )
+    if not close(out, ref) or not first_ok:
+        raise Mistake("generator_input should equal torch.cat([z, embedding(labels)], dim=1).")
+    if not out.requires_grad:
+        raise Mistake("the result is cut off from the embedding's weights (.detach(), .data or torch.no_grad()): the "
+                      "embedding must be trained together with G, so keep it in the graph.")
+    wide.zero_grad()
+    out.sum().backward()
+    if wide.weight.grad is None or not close(wide.weight.grad.sum(1), torch.bincount(labels, minlength=10).float() * 3):
+        raise Mistake("the gradient does not reach the embedding rows of the labels; use embedding(labels) directly.")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.2 one-hot label maps for the "concat" discriminator
+# ----------------------------------------------------------------------------------------------
+
+@exercise("04.2", "one-hot label maps for the concat discriminator")
+@own_rng
+def check_one_hot_maps(one_hot_maps) -> None:
+    labels = torch.tensor([2, 0, 4])  # B = 3, K = 5, size = 4: every axis has its own length
+    out = expect_tensor(call(one_hot_maps, labels.clone(), 5, 4), "one_hot_maps")
+    shape = tuple(out.shape)
+    if shape == (3, 5):
+        raise Mistake("you returned the (B, K) one-hot vectors. D stacks the labels onto the image channels, so every "
+                      "class needs a whole size x size map: add two axes and expand, maps[:, :, None, None].expand(-1, -1, size, size).")
+    if shape == (3, 5, 1, 1):
+        raise Mistake("the maps are (B, K, 1, 1): expand them to (B, K, size, size) with .expand(-1, -1, size, size); "
+                      "torch.cat with the images along dim 1 needs the same height and width.")
+    if shape == (3, 4, 4, 5):
+        raise Mistake("the classes are on the last axis, (B, size, size, K): PyTorch images are channels-first, and D "
+                      "concatenates the maps as channels, so the class axis must be dim 1: (B, K, size, size).")
+    if shape == (5, 3, 4, 4):
+        raise Mistake("the first two axes are swapped, (K, B, size, size): the batch comes first, then one channel per class.")
+    expect_shape(out, (3, 5, 4, 4), "one_hot_maps", "(B, num_classes, size, size).")
+    if not out.is_floating_point():
+        raise Mistake(f"the maps have dtype {out.dtype} (F.one_hot returns int64): convert them with .float() so they "
+                      "can be concatenated to the float images.")
+    ref = reference_one_hot_maps(labels, 5, 4)
+    if not close(out, ref):
+        raise Mistake("channel labels[i] of sample i should be all ones and every other channel all zeros.")
+    x = torch.zeros(3, 1, 4, 4)
+    stacked = call(torch.cat, [x, out], dim=1, what="torch.cat([x, maps], dim=1)")
+    expect_shape(stacked, (3, 6, 4, 4), "torch.cat([x, maps], dim=1)")
+
+
+def _louder(D: nn.Module) -> nn.Module:
+    """Redraw D's weights from N(0, 0.3): with DCGAN's N(0, 0.02) every logit is ~1e-4, too close to 0 to tell
+    the unconditional and the class term (or real and fake) apart."""
+    with torch.no_grad():
+        for m in D.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                m.weight.normal_(0.0, 0.3)
+    return D
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.3 the projection discriminator's logit
+# ----------------------------------------------------------------------------------------------
+
+@exercise("04.3", "the projection discriminator's logit")
+@own_rng
+def check_projection_logits(projection_logits) -> None:
+    torch.manual_seed(0)
+    cfg = gan.DCGANConfig(base_channels=2, num_classes=5, conditioning="projection")
+    D = _louder(gan.Discriminator(cfg)).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 1, 32, 32, generator=g) * 2 - 1
+    labels = torch.tensor([4, 1, 1])
+    with torch.no_grad():
+        h = D.blocks(x)                                           # (B, F) = (3, 128)
+        expected = D(x, labels)                                   # the library's logits, (B,)
+        unconditional = D.head(h)[:, 0]
+        projection = (D.embed(labels) * h).sum(1)
+        one_hot = unconditional + h[torch.arange(3), labels]
+    try:
+        out = call(projection_logits, h.clone(), labels.clone(), D.head, D.embed)
+    except Mistake as err:
+        if "size of tensor" not in str(err):
+            raise
+        raise Mistake(f"{str(err).rstrip('.')}. Here B = 3 and F = 128: a clash between the batch and the features usually means a sum "
+                      "over the wrong axis. <embed(y_i), h_i> sums over the features of each sample, "
+                      "(embed(labels) * h).sum(dim=1), shape (B,).") from None
+    out = expect_tensor(out, "projection_logits")
+    shape = tuple(out.shape)
+    if shape == (3, 3):
+        raise Mistake(
+            "your logits have shape (B, B): head(h) has shape (B, 1) and the projection (B,), and adding them "
+            "broadcasts into a (B, B) table. Take head(h)[:, 0] (or .squeeze(1)) before adding."
+        )
+    if shape == (3, 1):
+        raise Mistake("your logits have shape (B, 1); D returns one logit per sample, shape (B,): use head(h)[:, 0] and "
+                      "sum the projection with .sum(dim=1) (no keepdim).")
+    if shape == (128,):
+        raise Mistake("the inner product was summed over the batch (dim 0): <embed(y_i), h_i> is a sum over the "
+                      "FEATURES of each sample, (embed(labels) * h).sum(dim=1).")
+    expect_shape(out, (3,), "projection_logits", "One logit per sample.")
+    if close(out, projection):
+        raise Mistake("the unconditional term is missing: logit = head(h) + <embed(y), h>. head(h) judges realism for "
+                      "every class; the projection adds the class-specific part.")
+    if close(out, unconditional + projection.sum()):
+        raise Mistake("the inner products were summed over the whole batch into one number: <embed(y_i), h_i> is one "
+                      "number PER SAMPLE, (embed(labels) * h).sum(dim=1), shape (B,).")
+    if close(out, one_hot):
+        raise Mistake(
+            "you took the inner product with the one-hot vector of the label, which just reads feature number y of h. "
+            "The projection uses a LEARNED vector per class, embed(labels) of shape (B, F), trained with D."
+        )
+    if close(out, unconditional):
+        raise Mistake("the projection term <embed(labels), h> is missing: your D ignores the labels.")
+    if not close(out, expected, rtol=1e-4, atol=1e-6):
+        raise Mistake("your logits differ from course_lib.gan.Discriminator's: head(h)[:, 0] + (embed(labels) * h).sum(dim=1).")
+
+
+# ----------------------------------------------------------------------------------------------
+# 04.4 the conditional discriminator's loss
+# ----------------------------------------------------------------------------------------------
+
+class _Watched(nn.Module):
+    """Wraps G or D: forwards the call and records the labels it received, complaining when there are none."""
+
+    def __init__(self, net: nn.Module, name: str) -> None:
+        super().__init__()
+        self.net, self.name, self.calls = net, name, []
+        self.z_dim = getattr(net, "z_dim", None)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        first = "z" if self.name == "G" else "x"
+        if labels is None:
+            raise Mistake(
+                f"{self.name} was called without labels, {self.name}({first}): a conditional {self.name} must see the "
+                f"condition, {self.name}({first}, labels). A discriminator that never sees the labels cannot tell a "
+                "realistic 3 from a realistic 3 that was asked to be a 7, so G gets no reason to obey the labels."
+            )
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
+            got = f"shape {tuple(labels.shape)}, dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+            raise Mistake(f"{self.name} takes the class indices as a (B,) int64 tensor (it embeds them itself), got {got}.")
+        self.calls.append((x.detach(), labels.clone()))
+        return self.net(x, labels)
+
+
+def _conditional_setup(seed: int = 0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        cfg = gan.DCGANConfig(z_dim=8, base_channels=2, num_classes=5)
+        G, D = gan.Generator(cfg), _louder(gan.Discriminator(cfg))
+    g = torch.Generator().manual_seed(seed + 1)
+    x_real = torch.rand(4, 1, 32, 32, generator=g) * 2 - 1
+    labels = torch.tensor([0, 3, 3, 1])
+    z = torch.randn(4, cfg.z_dim, generator=g)
+    return G, D, x_real, labels, z
+
+
+@exercise("04.4", "the conditional discriminator's loss")
+@own_rng
+def check_conditional_d_loss(conditional_d_loss) -> None:
+    G, D, x_real, labels, z = _conditional_setup()
+    G_w, D_w = _Watched(G, "G"), _Watched(D, "D")
+    loss = call(conditional_d_loss, G_w, D_w, x_real.clone(), labels.clone(), z.clone())
+    if isinstance(loss, float):
+        raise Mistake("return the loss tensor (the caller calls loss.backward() on it), not a float.")
+    loss = expect_tensor(loss, "conditional_d_loss")
+    expect_shape(loss, (), "conditional_d_loss", "Use the course's d_loss_bce: mean over the real batch + mean over the fake batch.")
+    if not G_w.calls:
+        raise Mistake("G was never called: make the fakes inside the function, x_fake = G(z, labels).")
+    if not torch.equal(G_w.calls[0][1], labels):
+        raise Mistake(f"the fakes were generated with labels {G_w.calls[0][1].tolist()} instead of the real batch's "
+                      f"{labels.tolist()}: use G(z, labels), so real and fake batches ask for the same classes.")
+    if len(D_w.calls) == 1 and len(D_w.calls[0][1]) == 2 * len(labels):
+        raise Mistake("real and fake images went through D as one concatenated batch; score them in two calls, "
+                      "D(x_real, labels) and D(x_fake, labels), so batch norm normalises each batch separately.")
+    if len(D_w.calls) != 2:
+        raise Mistake(f"D was called {len(D_w.calls)} times; the loss needs D(x_real, labels) and D(x_fake, labels).")
+    for x, seen in D_w.calls:
+        if not torch.equal(seen, labels):
+            which = "real" if torch.equal(x, x_real) else "fake"
+            raise Mistake(f"D scored the {which} batch with labels {seen.tolist()} instead of {labels.tolist()}: every "
+                          "image is judged together with the label it was drawn (real) or generated (fake) for.")
+    if not loss.requires_grad:
+        raise Mistake("the loss is not connected to D's parameters; stay in torch (no .item() or .detach() on the loss).")
+    G_ref, D_ref, *_ = _conditional_setup()
+    ref = reference_conditional_d_loss(G_ref, D_ref, x_real, labels, z)
+    swapped = losses.d_loss_bce(D_ref(G_ref(z, labels).detach(), labels), D_ref(x_real, labels))
+    if close(loss, swapped) and not close(loss, ref):
+        raise Mistake("real and fake are swapped: the real batch gets target 1 and the fakes target 0, "
+                      "d_loss_bce(D(x_real, labels), D(x_fake, labels)).")
+    if not close(loss, ref, rtol=1e-4, atol=1e-6):
+        raise Mistake(f"your loss {loss.item():.6f} differs from d_loss_bce(D(x_real, labels), D(G(z, labels).detach(), labels)) "
+                      f"= {ref.item():.6f}.")
+    grads_in_G = []
+    hooks = [p.register_hook(lambda grad: grads_in_G.append(1)) for p in G.parameters()]
+    try:
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    if grads_in_G:
+        raise Mistake("missing detach: backpropagating D's loss reaches G's parameters. Score x_fake.detach() in D's loss.")
+    if all(p.grad is None for p in D.parameters()):
+        raise Mistake("no gradient reaches D's parameters from your loss.")
+
+
+EXERCISES = [check_generator_input, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]

@@ -1,0 +1,88 @@
+"""Draw samples from a trained model directory into an ``.npz`` that ``course_lib.evaluate`` reads.
+
+Usage::
+
+    python -m course_lib.sample DIR --n N --out FILE.npz [--seed S] [--device auto]
+
+DIR is what ``python -m course_lib.train`` writes (or a shipped ``checkpoints/<model>/``): its
+``generator.safetensors`` holds G's weights and, in the metadata, how to rebuild it. The file
+written holds ``arr_0``, uint8 images of shape (N, 32, 32, C), and for a class-conditional model
+``labels`` (N,) int64, balanced across the classes (0, 1, ..., 9, 0, 1, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_lib.checkpoint import CheckpointError, atomic_write, load_weights
+from course_lib.device import get_device
+from course_lib.gan import DCGANConfig, Generator
+from course_lib.viz import to_uint8
+
+GENERATOR = "generator.safetensors"  # the file train.py writes into a run directory
+
+
+def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
+    """Rebuild G from a run directory, in eval mode on ``device``.
+
+    Returns:
+        ``(G, config)`` where config is the metadata dict: ``model``, ``architecture``, ``train``.
+
+    Raises:
+        CheckpointError: no ``generator.safetensors`` in the directory, or a file that does not
+            describe a model this function can build.
+    """
+    path = Path(directory) / GENERATOR
+    if not path.is_file():
+        raise CheckpointError(f"no {GENERATOR} in {directory}: pass a directory written by `python -m course_lib.train`")
+    _, config = load_weights(path)
+    if config.get("model") not in ("dcgan", "cgan", "wgan_gp"):
+        raise CheckpointError(f"{path} describes model {config.get('model')!r}, which this version cannot sample")
+    G = Generator(DCGANConfig(**config["architecture"]))
+    load_weights(path, G)
+    return G.to(device).eval(), config
+
+
+def write_samples(G: Generator, n: int, out: str | Path, seed: int = 0) -> Path:
+    """Sample n images (balanced labels for a conditional G) and save them as ``arr_0`` uint8 NHWC."""
+    from course_lib.train import generate
+
+    images, labels = generate(G, n, seed)  # (n, C, 32, 32) in [-1, 1]
+    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, 32, 32, C)
+    arrays = {"labels": labels.numpy()} if labels is not None else {}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare path
+            np.savez(f, pixels, **arrays)
+
+    return atomic_write(out, write)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.sample", description=__doc__.split("\n")[0])
+    parser.add_argument("directory", type=Path, help="a run directory (python -m course_lib.train --out DIR)")
+    parser.add_argument("--n", type=int, required=True, help="number of samples")
+    parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        print(f"error: --n must be >= 1, got {args.n}", file=sys.stderr)
+        return 2
+    try:
+        G, config = load_generator(args.directory, get_device(args.device))
+        path = write_samples(G, args.n, args.out, args.seed)
+    except (ValueError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.n} samples of {config['model']} to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
