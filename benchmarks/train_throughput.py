@@ -52,8 +52,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model: str, device: torch.device, steps: int, amp: bool, channels_last: bool, compile: bool) -> dict:
-    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0)
+def measure(model: str, device: torch.device, steps: int, amp: bool, channels_last: bool, compile: bool,
+            base_channels: int) -> dict:
+    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0, base_channels=base_channels)
     run = build_run(cfg, device)
     step = run.step_fn
     if compile:  # compile the networks, never the step: the gradient penalty needs double backward
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    parser.add_argument("--widths", type=int, nargs="+", default=[64, 32],
+                        help="base_channels to measure (64: the usual DCGAN shape; 32: the course's training default)")
     args = parser.parse_args()
     device = get_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
@@ -90,12 +93,13 @@ def main() -> None:
     ceiling = conv_ceiling(device) if device.type == "cpu" else None
     if ceiling:
         print(f"convolution ceiling (3x3 conv, 128 ch, fwd + bwd): {ceiling / 1e9:.1f} GFLOP/s")
-    print(f"{'model':<9} {'images/s':>9} {'ms/step':>8} {'GFLOP/image':>12} {'GFLOP/s':>8}" + ("  share of ceiling" if ceiling else ""))
-    for model in args.models:
-        r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile)
-        rate = r["images_per_second"] * r["gflops_per_image"]
-        share = f"  {rate * 1e9 / ceiling:16.0%}" if ceiling else ""
-        print(f"{model:<9} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {r['gflops_per_image']:12.3f} {rate:8.1f}{share}")
+    print(f"{'model':<9} {'width':>5} {'images/s':>9} {'ms/step':>8} {'GFLOP/image':>12} {'GFLOP/s':>8}" + ("  share of ceiling" if ceiling else ""))
+    for width in args.widths:
+        for model in args.models:
+            r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile, width)
+            rate = r["images_per_second"] * r["gflops_per_image"]
+            share = f"  {rate * 1e9 / ceiling:16.0%}" if ceiling else ""
+            print(f"{model:<9} {width:>5} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {r['gflops_per_image']:12.3f} {rate:8.1f}{share}")
 
 
 if __name__ == "__main__":

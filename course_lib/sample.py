@@ -25,6 +25,21 @@ from course_lib.gan import DCGANConfig, Generator
 from course_lib.viz import to_uint8
 
 GENERATOR = "generator.safetensors"  # the file train.py writes into a run directory
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's shipped checkpoints
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """The directory of a checkpoint shipped with the course, e.g. ``shipped_checkpoint("dcgan")``.
+
+    Raises:
+        CheckpointError: no such directory (list what is there, and how to make it).
+    """
+    path = SHIPPED / name
+    if not (path / GENERATOR).is_file():
+        available = sorted(d.name for d in SHIPPED.iterdir() if (d / GENERATOR).is_file()) if SHIPPED.is_dir() else []
+        raise CheckpointError(f"no shipped checkpoint {name!r} in {SHIPPED} (available: {available}); "
+                              f"`python scripts/train_checkpoints.py {name}` retrains it")
+    return path
 
 
 def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -62,6 +63,19 @@ class TrainState:
         self.history = {k: list(v) for k, v in payload["history"].items()}
 
 
+def time_budget(minutes: float | None) -> Callable[[], bool] | None:
+    """A ``should_stop`` for ``fit`` that turns True once ``minutes`` of wall time have passed (None: no budget).
+
+    The clock starts when this function is called.
+    """
+    if minutes is None:
+        return None
+    if not minutes > 0:
+        raise ValueError(f"minutes must be > 0 or None, got {minutes!r}")
+    deadline = time.perf_counter() + 60 * minutes
+    return lambda: time.perf_counter() >= deadline
+
+
 def fit(
     state: TrainState,
     step_fn: Callable[[], dict[str, float]],
@@ -85,7 +99,7 @@ def fit(
         checkpoint_path: where to save the run; saved every ``checkpoint_every`` steps and at the end.
         checkpoint_every: 0 saves only at the end (when ``checkpoint_path`` is given).
         sample_fn: returns samples from fixed noise: (N, C, H, W) images in [-1, 1], or any
-            tensor such as 2-D points; called in eval mode without gradients every
+            tensor such as 2-D points; called with every model in eval mode, without gradients, every
             ``sample_every`` steps and at the end, the result appended to ``state.grids``. Images
             are also written as ``step_NNNNNN.png`` into ``samples_dir`` when it is given.
         plot: a ``LivePlot`` updated every step and closed at the end.
@@ -107,19 +121,23 @@ def fit(
     if steps is not None and state.step > steps:
         raise ValueError(f"the run is already at step {state.step}, past steps={steps}")
 
+    # trained models run in train mode; frozen ones (e.g. G_ema, updated by the step function) keep their mode
+    trained = [m for m in state.models.values() if any(p.requires_grad for p in m.parameters())]
+
     def take_samples() -> None:
+        modes = [m.training for m in state.models.values()]
         for module in state.models.values():
             module.eval()
         with torch.no_grad():
             images = sample_fn().detach().cpu()
-        for module in state.models.values():
-            module.train()
+        for module, mode in zip(state.models.values(), modes):
+            module.train(mode)
         state.grids.append((state.step, images))
         if samples_dir is not None:
             save_images(images, Path(samples_dir) / f"step_{state.step:06d}.png")
 
     bar = progress(total=steps, initial=state.step, desc="training") if show_progress else None
-    for module in state.models.values():
+    for module in trained:
         module.train()
     try:
         while steps is None or state.step < steps:

@@ -35,3 +35,15 @@ def test_decay_zero_copies_and_bad_decay_is_refused():
         ema_update_(ema, model, decay=1.0)
     with pytest.raises(ValueError, match="architecture"):
         ema_update_(ema, nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), decay=0.5)
+
+
+def test_warm_up_follows_the_step_count():
+    model = nn.Linear(1, 1, bias=False)
+    ema = ema_copy(model)
+    with torch.no_grad():
+        ema.weight.fill_(0.0)
+        model.weight.fill_(1.0)
+    ema_update_(ema, model, decay=0.999, step=0)  # d = min(0.999, 1 / 10) = 0.1
+    torch.testing.assert_close(ema.weight, torch.full((1, 1), 0.9))
+    ema_update_(ema, model, decay=0.5, step=10_000)  # d = decay once warm
+    torch.testing.assert_close(ema.weight, torch.full((1, 1), 0.95))

@@ -79,3 +79,19 @@ def test_fit_validates_steps():
     state, step = make_run()
     with pytest.raises(ValueError, match="steps"):
         fit(state, step, steps=-1)
+
+
+def test_fit_without_a_step_limit_stops_when_told(tmp_path):
+    from course_lib.training import time_budget
+
+    state, step = make_run()
+    calls = []
+    fit(state, step, steps=None, should_stop=lambda: calls.append(1) or len(calls) >= 7,
+        checkpoint_path=tmp_path / "run.pt", show_progress=False)
+    assert state.step == 7 and read_checkpoint(tmp_path / "run.pt")["step"] == 7
+    with pytest.raises(ValueError, match="should_stop"):
+        fit(state, step, steps=None)
+    budget = time_budget(1e-9)
+    assert budget() is True and time_budget(None) is None
+    with pytest.raises(ValueError, match="minutes"):
+        time_budget(0)
