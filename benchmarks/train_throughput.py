@@ -61,9 +61,12 @@ def measure(model: str, device: torch.device, steps: int, amp: bool, channels_la
         for name in ("G", "D"):
             run.state.models[name].compile()
     images_per_step = cfg.batch_size * (cfg.n_critic if model == "wgan_gp" else 1)
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops_per_image = counter.get_total_flops() / images_per_step
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops_per_image = counter.get_total_flops() / images_per_step
+    except RuntimeError:  # FlopCounterMode cannot follow the double backward of the gradient penalty
+        flops_per_image = None
     for _ in range(3):
         step()
     _sync(device)
@@ -73,7 +76,7 @@ def measure(model: str, device: torch.device, steps: int, amp: bool, channels_la
     _sync(device)
     seconds = time.perf_counter() - start
     return {"model": model, "images_per_second": images_per_step * steps / seconds,
-            "gflops_per_image": flops_per_image / 1e9, "ms_per_step": 1000 * seconds / steps}
+            "gflops_per_image": flops_per_image / 1e9 if flops_per_image else None, "ms_per_step": 1000 * seconds / steps}
 
 
 def main() -> None:
@@ -97,6 +100,10 @@ def main() -> None:
     for width in args.widths:
         for model in args.models:
             r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile, width)
+            if r["gflops_per_image"] is None:
+                print(f"{model:<9} {width:>5} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {'n/a':>12} {'n/a':>8}"
+                      "  (FLOPs of a double backward cannot be counted)")
+                continue
             rate = r["images_per_second"] * r["gflops_per_image"]
             share = f"  {rate * 1e9 / ceiling:16.0%}" if ceiling else ""
             print(f"{model:<9} {width:>5} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {r['gflops_per_image']:12.3f} {rate:8.1f}{share}")
