@@ -11,10 +11,12 @@ With W = ``base_channels`` and C = ``img_channels``:
 
 Later lessons switch parts on through ``DCGANConfig``:
 
-- class-conditional models (``num_classes > 0``). G concatenates a learned label embedding to z
-  (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets"). D either adds a projection
-  term to its logit (Miyato & Koyama 2018, "cGANs with Projection Discriminator") or reads one-hot
-  label maps stacked onto the image channels ("concat", the older input-concatenation design).
+- class-conditional models (``num_classes > 0``; Mirza & Osindero 2014, "Conditional Generative
+  Adversarial Nets"). G's batch norms become class-conditional: a learned class embedding sets
+  each layer's scale and shift (conditional batch norm, as in the generator of Miyato & Koyama
+  2018; the shared embedding with a linear map per layer is BigGAN's, Brock et al. 2019). D either adds a projection term to its logit (Miyato & Koyama 2018, "cGANs with
+  Projection Discriminator") or reads one-hot label maps stacked onto the image channels
+  ("concat", the older input-concatenation design).
 - spectral normalisation of every layer of D (Miyato et al. 2018, "Spectral Normalization for
   Generative Adversarial Networks"), which replaces D's batch norm.
 - a critic for WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs"): D without
@@ -53,7 +55,7 @@ class DCGANConfig:
     img_size: int = 32                 # height = width of the images; only 32 is supported
     base_channels: int = 64            # W: width of G's last and D's first stage; the others have 2W and 4W
     num_classes: int = 0               # 0: unconditional; K > 0: G and D take labels in [0, K)
-    embed_dim: int = 32                # G only: size of the learned label embedding concatenated to z
+    embed_dim: int = 32                # G only: size of the class embedding that feeds G's conditional batch norms
     conditioning: str = "projection"   # D only: "projection" (Miyato & Koyama 2018) or "concat" (one-hot maps)
     spectral_norm: bool = False        # D only: spectral norm on every layer (Miyato et al. 2018); no batch norm
     critic: bool = False               # D only: no normalisation at all, for WGAN-GP (Gulrajani et al. 2017)
@@ -118,11 +120,58 @@ def check_images(x: torch.Tensor, cfg: DCGANConfig, name: str = "x") -> None:
 # Generator
 # ----------------------------------------------------------------------------------------------
 
-def up_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Transposed conv 4x4 stride 2 (doubles H and W), batch norm, ReLU."""
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift come from the class: ``BN(h) * (1 + gain(e)) + bias(e)``.
+
+    ``BN`` normalises each channel with the batch statistics (running statistics in eval mode)
+    and has no affine parameters of its own. ``e`` is the class embedding of each sample, (B, E),
+    and ``gain`` and ``bias`` are linear maps ``E -> C`` without bias terms, so every class gets
+    its own scale and shift per channel. Both maps start at zero: a fresh layer is a plain batch
+    norm and every class starts from the same G.
+
+    Why a linear map of an embedding, not a (K, C) table of scales? The two are equally
+    expressive (K <= E), but Adam moves every parameter by about ``lr`` per step: a table entry
+    changes by ~``lr``, while ``gain(e) = W e`` changes by ~``lr * sum(|e_i|)``, about 25x more
+    for a 32-d N(0, 1) embedding. On mnist5k (width 32, projection D, same seed) the samples of
+    the table G were classified as their label 17% of the time after 1,000 steps, those of this
+    G 70%.
+
+    Args:
+        channels: C, the channels of the (B, C, H, W) input.
+        embed_dim: E, the size of the class embedding.
+    """
+
+    def __init__(self, channels: int, embed_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Linear(embed_dim, channels, bias=False)  # e -> gamma_y - 1, (B, C)
+        self.bias = nn.Linear(embed_dim, channels, bias=False)  # e -> beta_y, (B, C)
+        zero_init_(self)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) features and (B, E) class embeddings -> (B, C, H, W)."""
+        gain = 1 + self.gain(e)[:, :, None, None]   # (B, C, 1, 1)
+        bias = self.bias(e)[:, :, None, None]       # (B, C, 1, 1)
+        return self.bn(h) * gain + bias
+
+
+def zero_init_(cbn: ConditionalBatchNorm2d) -> ConditionalBatchNorm2d:
+    """Set a conditional batch norm's gain and bias maps to zero: a plain batch norm for every class."""
+    nn.init.zeros_(cbn.gain.weight)
+    nn.init.zeros_(cbn.bias.weight)
+    return cbn
+
+
+def _norm(channels: int, embed_dim: int) -> nn.Module:
+    """G's normalisation: batch norm, or conditional batch norm when G embeds classes (embed_dim > 0)."""
+    return ConditionalBatchNorm2d(channels, embed_dim) if embed_dim else nn.BatchNorm2d(channels)
+
+
+def up_block(in_channels: int, out_channels: int, embed_dim: int = 0) -> nn.Sequential:
+    """Transposed conv 4x4 stride 2 (doubles H and W), batch norm (conditional if embed_dim > 0), ReLU."""
     return nn.Sequential(
         nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        _norm(out_channels, embed_dim),
         nn.ReLU(),
     )
 
@@ -131,9 +180,17 @@ class Generator(nn.Module):
     """G: noise z (B, z_dim) [and labels (B,)] -> images x_fake (B, C, 32, 32) in [-1, 1].
 
     The first layer is a linear map to a 4x4 feature map, the same operation as DCGAN's 4x4
-    transposed convolution of a 1x1 input. A conditional G concatenates ``embed(labels)``
-    (B, embed_dim) to z: the label becomes extra input coordinates with the same N(0, 1) scale
-    as z (the embedding keeps PyTorch's N(0, 1) initialisation).
+    transposed convolution of a 1x1 input. A conditional G (``num_classes > 0``) looks the label
+    up in a learned embedding ``embed`` (K, embed_dim), N(0, 1) like z, and replaces every batch
+    norm with a ``ConditionalBatchNorm2d`` fed by it: the label sets the scale and shift of the
+    features at 4x4, 8x8 and 16x16, while z alone enters the first layer.
+
+    Why not concatenate a label embedding to z (Mirza & Osindero's design)? On mnist5k that G
+    learnt to ignore z: its first layer's label part outgrew the noise part, the batch norm right
+    after it normalised by statistics dominated by the label, and within 1,000 steps every class
+    had one prototype (recall 0.00 with the course metrics, for both discriminators). Conditional
+    batch norm normalises z's features first and lets the label act only through scales and
+    shifts, so the noise cannot be drowned out.
 
     Args:
         cfg: a ``DCGANConfig``.
@@ -144,18 +201,21 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.z_dim = cfg.z_dim
         width = cfg.base_channels
-        in_features = cfg.z_dim + (cfg.embed_dim if cfg.num_classes else 0)
-        self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None
-        self.project = nn.Linear(in_features, 4 * width * 4 * 4, bias=False)  # (B, 16 * 4W)
+        k = cfg.embed_dim if cfg.num_classes else 0  # 0: plain batch norms
+        self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None  # (K, E), N(0, 1)
+        self.project = nn.Linear(cfg.z_dim, 4 * width * 4 * 4, bias=False)  # (B, 16 * 4W)
         self.blocks = nn.Sequential(
-            nn.BatchNorm2d(4 * width),
+            _norm(4 * width, k),
             nn.ReLU(),                                        # (B, 4W, 4, 4)
-            up_block(4 * width, 2 * width),                  # (B, 2W, 8, 8)
-            up_block(2 * width, width),                      # (B, W, 16, 16)
+            up_block(4 * width, 2 * width, k),               # (B, 2W, 8, 8)
+            up_block(2 * width, width, k),                   # (B, W, 16, 16)
             nn.ConvTranspose2d(width, cfg.img_channels, kernel_size=4, stride=2, padding=1),  # (B, C, 32, 32)
             nn.Tanh(),                                        # no batch norm on G's output layer
         )
         dcgan_init_(self)
+        for m in self.modules():  # dcgan_init_ drew the conditional maps from N(0, 0.02): start them at zero
+            if isinstance(m, ConditionalBatchNorm2d):
+                zero_init_(m)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Generate images.
@@ -170,11 +230,14 @@ class Generator(nn.Module):
         if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != self.z_dim or z.shape[0] == 0:
             raise ValueError(f"z must have shape (B, {self.z_dim}) with B >= 1, got {tuple(getattr(z, 'shape', ()))}")
         check_labels(labels, z.shape[0], self.cfg.num_classes)
-        if self.embed is not None:
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)  # (B, z_dim + embed_dim)
-        h = self.project(z)                                          # (B, 16 * 4W)
-        h = h.view(z.shape[0], 4 * self.cfg.base_channels, 4, 4)     # (B, 4W, 4, 4)
-        return self.blocks(h)                                        # (B, C, 32, 32)
+        h = self.project(z).view(z.shape[0], 4 * self.cfg.base_channels, 4, 4)  # (B, 4W, 4, 4)
+        if self.embed is None:
+            return self.blocks(h)                                                # (B, C, 32, 32)
+        e = self.embed(labels).to(h.dtype)                                       # (B, embed_dim)
+        for block in self.blocks:  # the same layers, handing e to each conditional batch norm
+            for layer in block if isinstance(block, nn.Sequential) else [block]:
+                h = layer(h, e) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
+        return h                                                                 # (B, C, 32, 32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,9 +344,9 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
     """Initialise in place as in Radford et al. 2016: conv and linear weights N(0, 0.02), biases 0.
 
     Batch-norm scales are drawn from N(1, 0.02) and their shifts set to 0 (the usual reading of
-    the paper, as in pytorch/examples). Embeddings are left alone: G's label embedding keeps
-    PyTorch's N(0, 1), the scale of z; D's projection embedding is initialised by
-    ``Discriminator``. ``Generator`` and ``Discriminator`` call this at construction.
+    the paper, as in pytorch/examples). Embeddings are left alone: G's class embedding keeps
+    PyTorch's N(0, 1) (``Generator`` then zeroes its conditional batch norms' maps), D's
+    projection embedding is initialised by ``Discriminator``. ``Generator`` and ``Discriminator`` call this at construction.
 
     Args:
         module: any module; every Conv2d, ConvTranspose2d, Linear and BatchNorm inside it is reset.
@@ -296,7 +359,7 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
             nn.init.normal_(_raw_weight(m), mean=0.0, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
             nn.init.normal_(m.weight, mean=1.0, std=0.02)
             nn.init.zeros_(m.bias)
     return module

@@ -5,14 +5,16 @@ Usage::
     python -m course_lib.sample DIR --n N --out FILE.npz [--seed S] [--device auto]
 
 DIR is what ``python -m course_lib.train`` writes (or a shipped ``checkpoints/<model>/``): its
-``generator.safetensors`` holds G's weights and, in the metadata, how to rebuild it. The file
-written holds ``arr_0``, uint8 images of shape (N, 32, 32, C), and for a class-conditional model
-``labels`` (N,) int64, balanced across the classes (0, 1, ..., 9, 0, 1, ...).
+``generator.safetensors`` holds G's weights (for a VAE, the whole VAE's) and, in the metadata, how
+to rebuild it. The file written holds ``arr_0``, uint8 images of shape (N, 32, 32, C), and for a
+class-conditional model (cgan, cvae) ``labels`` (N,) int64, balanced across the classes (0, 1, ...,
+9, 0, 1, ...). A VAE's samples are its decoder's mean images for prior draws z ~ N(0, I).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import torch
 from course_lib.checkpoint import CheckpointError, atomic_write, load_weights
 from course_lib.device import get_device
 from course_lib.gan import DCGANConfig, Generator
+from course_lib.vae import VAE, VAEConfig
 from course_lib.viz import to_uint8
 
 GENERATOR = "generator.safetensors"  # the file train.py writes into a run directory
@@ -42,11 +45,13 @@ def shipped_checkpoint(name: str) -> Path:
     return path
 
 
-def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
-    """Rebuild G from a run directory, in eval mode on ``device``.
+def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Generator | VAE, dict]:
+    """Rebuild G (or a VAE, for model "vae" or "cvae") from a run directory, in eval mode on ``device``.
 
     Returns:
-        ``(G, config)`` where config is the metadata dict: ``model``, ``architecture``, ``train``.
+        ``(model, config)``: a ``gan.Generator`` or a ``vae.VAE`` (sample it with ``vae.sample``, or
+        ``course_lib.train.generate`` for either), and the metadata dict: ``model``,
+        ``architecture``, ``train``.
 
     Raises:
         CheckpointError: no ``generator.safetensors`` in the directory, or a file that does not
@@ -56,18 +61,24 @@ def load_generator(directory: str | Path, device: str | torch.device = "cpu") ->
     if not path.is_file():
         raise CheckpointError(f"no {GENERATOR} in {directory}: pass a directory written by `python -m course_lib.train`")
     _, config = load_weights(path)
-    if config.get("model") not in ("dcgan", "cgan", "wgan_gp"):
+    if config.get("model") not in ("dcgan", "cgan", "wgan_gp", "vae", "cvae"):
         raise CheckpointError(f"{path} describes model {config.get('model')!r}, which this version cannot sample")
-    G = Generator(DCGANConfig(**config["architecture"]))
-    load_weights(path, G)
-    return G.to(device).eval(), config
+    config_class, model_class = (VAEConfig, VAE) if config["model"] in ("vae", "cvae") else (DCGANConfig, Generator)
+    architecture = config.get("architecture", {})
+    unknown = sorted(set(architecture) - {f.name for f in dataclasses.fields(config_class)})
+    if unknown:
+        raise CheckpointError(f"{path} was written by another version of course_lib (architecture fields "
+                              f"{', '.join(unknown)} are unknown here); retrain it with `python -m course_lib.train`")
+    model = model_class(config_class(**architecture))
+    load_weights(path, model)
+    return model.to(device).eval(), config
 
 
-def write_samples(G: Generator, n: int, out: str | Path, seed: int = 0) -> Path:
-    """Sample n images (balanced labels for a conditional G) and save them as ``arr_0`` uint8 NHWC."""
+def write_samples(model: Generator | VAE, n: int, out: str | Path, seed: int = 0) -> Path:
+    """Sample n images (balanced labels for a conditional model) and save them as ``arr_0`` uint8 NHWC."""
     from course_lib.train import generate
 
-    images, labels = generate(G, n, seed)  # (n, C, 32, 32) in [-1, 1]
+    images, labels = generate(model, n, seed)  # (n, C, 32, 32) in [-1, 1]
     pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, 32, 32, C)
     arrays = {"labels": labels.numpy()} if labels is not None else {}
 
@@ -90,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --n must be >= 1, got {args.n}", file=sys.stderr)
         return 2
     try:
-        G, config = load_generator(args.directory, get_device(args.device))
-        path = write_samples(G, args.n, args.out, args.seed)
+        model, config = load_generator(args.directory, get_device(args.device))
+        path = write_samples(model, args.n, args.out, args.seed)
     except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

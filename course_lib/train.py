@@ -2,23 +2,27 @@
 
 Usage::
 
-    python -m course_lib.train {dcgan,cgan,wgan_gp} --dataset mnist5k [--steps N | --minutes M]
+    python -m course_lib.train {dcgan,cgan,wgan_gp,vae,cvae} --dataset mnist5k [--steps N | --minutes M]
         --out DIR [--seed S] [--device auto] [--resume]
 
-DIR receives
+The GANs are those of ``course_lib.gan``; ``vae`` and ``cvae`` (class-conditional) are the
+variational autoencoders of ``course_lib.vae``. DIR receives
 
 - ``checkpoint.pt``: the whole run (models, optimisers, RNG states, batch position, history),
   rewritten atomically every ``--checkpoint-every`` steps; ``--resume`` continues from it and ends
   exactly where a straight run would have;
 - ``generator.safetensors``: the weights of G_ema (the moving average of G's weights, see
-  ``course_lib.ema``; G itself with ``--ema-decay 0``) and the model config, what
-  ``course_lib.sample`` reads;
-- ``samples.png``: a grid from fixed noise (for cgan one class per column);
+  ``course_lib.ema``; G itself with ``--ema-decay 0``), or of the whole VAE (a VAE keeps no
+  average), and the model config, what ``course_lib.sample`` reads;
+- ``samples.png``: a grid from fixed noise (for cgan and cvae one class per column; a VAE's are
+  decoded prior draws z ~ N(0, I));
 - ``metrics.json``: the course metrics of ``--eval-samples`` samples (see ``course_lib.evaluate``),
-  with the step count, training seconds and throughput;
+  with the step count, training seconds and throughput; for a VAE also ``test_neg_elbo`` and
+  ``test_iwae``, mean nats per test image (see `evaluate_likelihood`);
 - ``config.json``: the `TrainConfig` of the run.
 
-A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update).
+A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update; for a
+VAE one update of encoder and decoder on a batch, dynamically binarised for the Bernoulli likelihood).
 ``--minutes`` stops at a wall-clock budget instead (whichever of steps and minutes comes first);
 the time of earlier sessions of a resumed run counts towards it. The library functions
 (`TrainConfig`, `build_run`, `train`) do the work; ``main`` only turns flags into a config.
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from course_lib.checkpoint import CheckpointError, atomic_write, read_checkpoint, save_weights
 from course_lib.data import ShuffledBatches, load_dataset
@@ -45,39 +50,50 @@ from course_lib.ema import ema_copy, ema_update_
 from course_lib.gan import DCGANConfig, Discriminator, Generator, balanced_labels, sample_z
 from course_lib.gan_steps import gan_step, wgan_gp_step
 from course_lib.training import TrainState, fit
+from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, iwae_log_px, kl_normal, sample, vae_step
 from course_lib.viz import save_images
 
-MODELS = ("dcgan", "cgan", "wgan_gp")
+MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae")
+VAES = ("vae", "cvae")            # trained with vae_step; the others are GANs
+CONDITIONAL = ("cgan", "cvae")    # need a labelled dataset
 CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG = (
     "checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json")
 GRID_SIZE = 100  # samples in samples.png: 10 x 10
-RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every")  # may differ on --resume
+# settings that may differ on --resume: when the run ends and how it is evaluated
+RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits")
+TEST_SEED = 0  # binarisation and z draws of the test likelihood: the same for every run, so runs compare
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; stored in the checkpoint and in ``config.json``."""
 
-    model: str = "dcgan"              # dcgan, cgan (class-conditional, projection D) or wgan_gp
+    model: str = "dcgan"              # dcgan, cgan (conditional, projection D), wgan_gp, vae or cvae (conditional VAE)
     dataset: str = "mnist5k"          # a built-in dataset of 32x32 images (course_lib.data.load_dataset)
     steps: int | None = 3000          # generator updates to reach (None: no limit, needs minutes)
     minutes: float | None = None      # optional wall-clock budget; the run ends at steps or minutes
-    batch_size: int = 64              # real images per D update
-    z_dim: int = 64                   # size of the noise vector z
-    base_channels: int = 32           # W: network width (DCGANConfig.base_channels); 32 trains 2.4x faster than 64 on a CPU
+    batch_size: int = 64              # real images per D update (VAE: per update)
+    z_dim: int = 64                   # GANs: size of the noise vector z
+    base_channels: int = 32           # W: network width (DCGANConfig / VAEConfig.base_channels); 32 trains 2.4x faster than 64 on a CPU
     loss: str = "bce"                 # dcgan / cgan: "bce" (non-saturating) or "hinge"
     conditioning: str = "projection"  # cgan: "projection" or "concat" discriminator
     spectral_norm: bool = False       # spectral norm in D (Miyato et al. 2018)
     lr_g: float = 2e-4                # Adam learning rate of G
     lr_d: float = 2e-4                # Adam learning rate of D
-    beta1: float = 0.5                # Adam beta1 (DCGAN: 0.5; WGAN-GP: 0.0)
-    beta2: float = 0.999              # Adam beta2 (DCGAN: 0.999; WGAN-GP: 0.9)
+    beta1: float = 0.5                # Adam beta1 (DCGAN: 0.5; WGAN-GP: 0.0; VAE: 0.9)
+    beta2: float = 0.999              # Adam beta2 (DCGAN: 0.999; WGAN-GP: 0.9; VAE: 0.999)
     n_critic: int = 5                 # wgan_gp: critic updates per generator update
     lambda_gp: float = 10.0           # wgan_gp: gradient-penalty weight
     augment_shift: int = 0            # dcgan / cgan: DiffAugment translation of D's inputs by up to this many px (0: off)
-    ema_decay: float = 0.999          # G_ema <- decay G_ema + (1 - decay) G after every step (0: no G_ema)
-    seed: int = 0                     # seeds initialisation, noise and batch order
+    ema_decay: float = 0.999          # GANs: G_ema <- decay G_ema + (1 - decay) G every step (0: no G_ema); VAEs: must be 0
+    latent_dim: int = 16              # vae / cvae: size of z (VAEConfig.latent_dim)
+    likelihood: str = "bernoulli"     # vae / cvae: p(x|z), "bernoulli" (dynamically binarised images) or "gaussian" (grey)
+    beta: float = 1.0                 # vae / cvae: weight of the KL term (beta-VAE; 1 is the ELBO)
+    lr_vae: float = 1e-3              # vae / cvae: Adam learning rate of encoder and decoder (betas beta1, beta2)
+    seed: int = 0                     # seeds initialisation, noise, binarisation and batch order
     eval_samples: int = 1000          # samples scored for metrics.json (0: skip the evaluation)
+    eval_test_digits: int = 1000      # vae / cvae: test images for test_neg_elbo and test_iwae (0: skip them)
+    iwae_k: int = 100                 # vae / cvae: importance samples per test image for test_iwae
     checkpoint_every: int = 250       # steps between checkpoints
     amp: bool = False                 # bf16 autocast on CUDA (no effect elsewhere)
     channels_last: bool = False       # channels_last memory format (for CUDA tensor cores)
@@ -93,33 +109,53 @@ class TrainConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes!r}")
         if self.loss not in ("bce", "hinge"):
             raise ValueError(f"loss must be 'bce' or 'hinge', got {self.loss!r}")
-        for name in ("batch_size", "n_critic", "checkpoint_every"):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.model in VAES and self.ema_decay:
+            raise ValueError(f"ema_decay must be 0 for model {self.model!r}: a VAE keeps no weight average "
+                             "(default_config sets 0)")
+        for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.eval_test_digits, int) or self.eval_test_digits < 0:
+            raise ValueError(f"eval_test_digits must be an int >= 0, got {self.eval_test_digits!r}")
 
 
 def default_config(model: str, **overrides: Any) -> TrainConfig:
     """The recommended settings of each family, with ``overrides`` applied.
 
     WGAN-GP uses the paper's Adam settings (lr 1e-4, betas (0, 0.9)); DCGAN and the conditional
-    GAN use Radford et al.'s (lr 2e-4, betas (0.5, 0.999)).
+    GAN use Radford et al.'s (lr 2e-4, betas (0.5, 0.999)); the VAEs use Adam's own defaults (lr
+    1e-3, betas (0.9, 0.999); Kingma & Ba 2015) and no weight average (ema_decay 0).
     """
     base: dict[str, Any] = {"model": model}
     if model == "wgan_gp":
         base.update(lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9)
+    if model in VAES:
+        base.update(lr_vae=1e-3, beta1=0.9, beta2=0.999, ema_decay=0.0)
     if overrides.get("minutes") is not None and overrides.get("steps") is None:
         base["steps"] = None  # a time budget alone
     base.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**base)
 
 
-def model_config(cfg: TrainConfig, img_channels: int) -> DCGANConfig:
+def model_config(cfg: TrainConfig, img_channels: int) -> DCGANConfig | VAEConfig:
     """The architecture a run trains."""
+    num_classes = 10 if cfg.model in CONDITIONAL else 0
+    if cfg.model in VAES:
+        return VAEConfig(
+            latent_dim=cfg.latent_dim,
+            img_channels=img_channels,
+            base_channels=cfg.base_channels,
+            likelihood=cfg.likelihood,
+            num_classes=num_classes,
+            beta=cfg.beta,
+        )
     return DCGANConfig(
         z_dim=cfg.z_dim,
         img_channels=img_channels,
         base_channels=cfg.base_channels,
-        num_classes=10 if cfg.model == "cgan" else 0,
+        num_classes=num_classes,
         conditioning=cfg.conditioning,
         spectral_norm=cfg.spectral_norm,
         critic=cfg.model == "wgan_gp",
@@ -132,14 +168,22 @@ def model_config(cfg: TrainConfig, img_channels: int) -> DCGANConfig:
 
 @dataclass
 class Run:
-    """A training run: its state (for ``fit``), the step closure, and fixed monitoring inputs."""
+    """A training run: its state (for ``fit``), the step closure, fixed monitoring inputs and the network sampled."""
 
     cfg: TrainConfig
-    model_cfg: DCGANConfig
+    model_cfg: DCGANConfig | VAEConfig
     state: TrainState
     step_fn: Callable[[], dict[str, float]]
-    fixed_z: torch.Tensor                # (GRID_SIZE, z_dim) noise for samples.png
-    fixed_labels: torch.Tensor | None    # (GRID_SIZE,) labels 0..9 repeated, for cgan
+    fixed_z: torch.Tensor                # (GRID_SIZE, z_dim or latent_dim) noise for samples.png
+    fixed_labels: torch.Tensor | None    # (GRID_SIZE,) labels 0..9 repeated, for cgan and cvae
+    sampler: nn.Module                   # G_ema (or G), or the VAE: what samples.png, metrics.json, generator.safetensors use
+
+    def sample_grid(self) -> torch.Tensor:
+        """The images of samples.png from the fixed noise: (GRID_SIZE, C, 32, 32) in [-1, 1]."""
+        if isinstance(self.sampler, VAE):  # vae.sample redraws fixed_z from its seed, maps the decoder's mean to [-1, 1]
+            monitor = torch.Generator().manual_seed(self.cfg.seed + 1)
+            return sample(self.sampler, GRID_SIZE, self.fixed_labels, generator=monitor)
+        return self.sampler(self.fixed_z, self.fixed_labels)
 
 
 def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
@@ -148,85 +192,168 @@ def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     data = load_dataset(cfg.dataset, "train")
     if data.x.dim() != 4 or tuple(data.x.shape[2:]) != (32, 32):
         raise ValueError(f"dataset {cfg.dataset!r} must hold 32x32 images, got shape {tuple(data.x.shape)}")
-    if cfg.model == "cgan" and data.labels is None:
-        raise ValueError(f"model 'cgan' needs a labelled dataset; {cfg.dataset!r} has no labels")
+    if cfg.model in CONDITIONAL and data.labels is None:
+        raise ValueError(f"model {cfg.model!r} needs a labelled dataset; {cfg.dataset!r} has no labels")
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
     model_cfg = model_config(cfg, img_channels=data.x.shape[1])
-    G, D = Generator(model_cfg).to(device), Discriminator(model_cfg).to(device)
-    if cfg.channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     fused = {"fused": True} if device.type == "cuda" else {}
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fused)
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fused)
-    labels = data.labels if cfg.model == "cgan" else None
+
+    def adam(module: nn.Module, lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2), **fused)
+
+    labels = data.labels if cfg.model in CONDITIONAL else None
     batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size, generator=generator)
-    models = {"G": G, "D": D}
-    if cfg.ema_decay:
-        models["G_ema"] = ema_copy(G)  # what samples.png, metrics.json and generator.safetensors use
-    state = TrainState(models=models, optimizers={"G": opt_G, "D": opt_D}, generator=generator,
-                       batches=batches, config=dataclasses.asdict(cfg))
-    monitor = torch.Generator().manual_seed(cfg.seed + 1)  # fixed noise, independent of training
-    fixed_z = sample_z(GRID_SIZE, cfg.z_dim, generator=monitor).to(device)
-    fixed_labels = balanced_labels(GRID_SIZE, 10, device=device) if cfg.model == "cgan" else None
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = next(batches)
         x, y = batch if labels is not None else (batch, None)
         return x.to(device, non_blocking=True), (y.to(device) if y is not None else None)
 
-    augment = None
-    if cfg.augment_shift:
-        def augment(t: torch.Tensor) -> torch.Tensor:
-            return translate(t, cfg.augment_shift, generator=generator)
+    if cfg.model in VAES:
+        vae = VAE(model_cfg).to(device)
+        if cfg.channels_last:
+            vae = vae.to(memory_format=torch.channels_last)
+        models, optimizers = {"vae": vae}, {"vae": adam(vae, cfg.lr_vae)}
+        sampler = vae
 
-    def step() -> dict[str, float]:
-        if cfg.model == "wgan_gp":
-            xs, ys = zip(*[next_batch() for _ in range(cfg.n_critic)])
-            logs = wgan_gp_step(G, D, opt_G, opt_D, list(xs), None, lambda_gp=cfg.lambda_gp, generator=generator,
-                                amp=cfg.amp, channels_last=cfg.channels_last)
-        else:
+        def step() -> dict[str, float]:
             x, y = next_batch()
-            logs = gan_step(G, D, opt_G, opt_D, x, y, loss=cfg.loss, generator=generator, amp=cfg.amp,
-                            channels_last=cfg.channels_last, augment=augment)
+            if cfg.likelihood == "bernoulli":  # a fresh binary draw of every pixel each time a batch is used
+                x = 2 * binarize(((x + 1) / 2).clamp(0, 1), generator) - 1   # [-1, 1] -> {0, 1} -> {-1, 1}
+            return vae_step(vae, optimizers["vae"], x, y, generator=generator, amp=cfg.amp)
+    else:
+        G, D = Generator(model_cfg).to(device), Discriminator(model_cfg).to(device)
+        if cfg.channels_last:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        models, optimizers = {"G": G, "D": D}, {"G": adam(G, cfg.lr_g), "D": adam(D, cfg.lr_d)}
         if cfg.ema_decay:
-            ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
-        return logs
+            models["G_ema"] = ema_copy(G)
+        sampler = models.get("G_ema", G)  # sample from the average when there is one
+        augment = None
+        if cfg.augment_shift:
+            def augment(t: torch.Tensor) -> torch.Tensor:
+                return translate(t, cfg.augment_shift, generator=generator)
 
-    return Run(cfg, model_cfg, state, step, fixed_z, fixed_labels)
+        def step() -> dict[str, float]:
+            if cfg.model == "wgan_gp":
+                xs, ys = zip(*[next_batch() for _ in range(cfg.n_critic)])
+                logs = wgan_gp_step(G, D, optimizers["G"], optimizers["D"], list(xs), None, lambda_gp=cfg.lambda_gp,
+                                    generator=generator, amp=cfg.amp, channels_last=cfg.channels_last)
+            else:
+                x, y = next_batch()
+                logs = gan_step(G, D, optimizers["G"], optimizers["D"], x, y, loss=cfg.loss, generator=generator,
+                                amp=cfg.amp, channels_last=cfg.channels_last, augment=augment)
+            if cfg.ema_decay:
+                ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
+            return logs
+
+    state = TrainState(models=models, optimizers=optimizers, generator=generator, batches=batches,
+                       config=dataclasses.asdict(cfg))
+    monitor = torch.Generator().manual_seed(cfg.seed + 1)  # fixed noise, independent of training
+    z_dim = cfg.latent_dim if cfg.model in VAES else cfg.z_dim
+    fixed_z = sample_z(GRID_SIZE, z_dim, generator=monitor).to(device)
+    fixed_labels = balanced_labels(GRID_SIZE, 10, device=device) if cfg.model in CONDITIONAL else None
+    return Run(cfg, model_cfg, state, step, fixed_z, fixed_labels, sampler)
 
 
 # ----------------------------------------------------------------------------------------------
 # Training and writing the results
 # ----------------------------------------------------------------------------------------------
 
-def save_generator(path: str | Path, G: Generator, model_cfg: DCGANConfig, cfg: TrainConfig) -> Path:
-    """G's weights as safetensors; the metadata says how to rebuild it (``course_lib.sample.load_generator``)."""
+def save_generator(path: str | Path, model: Generator | VAE, model_cfg: DCGANConfig | VAEConfig,
+                   cfg: TrainConfig) -> Path:
+    """G's or the VAE's weights as safetensors; the metadata says how to rebuild it (``sample.load_generator``)."""
     config = {"model": cfg.model, "architecture": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg)}
-    return save_weights(path, G, config=config)
+    return save_weights(path, model, config=config)
 
 
 @torch.no_grad()
-def generate(G: Generator, n: int, seed: int = 0, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n samples from G in eval mode, on the CPU: images (n, C, 32, 32) in [-1, 1], and balanced labels or None."""
-    device = next(G.parameters()).device
-    z = sample_z(n, G.z_dim, generator=torch.Generator().manual_seed(seed))  # (n, z_dim), the same on every device
-    labels = balanced_labels(n, G.cfg.num_classes) if G.cfg.num_classes else None
-    was_training = G.training
-    G.eval()
+def generate(model: Generator | VAE, n: int, seed: int = 0,
+             batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples from G, or decoded prior draws of a VAE, in eval mode, on the CPU.
+
+    Returns:
+        images (n, C, 32, 32) in [-1, 1], and balanced labels (n,) for a conditional model or None.
+    """
+    device = next(model.parameters()).device
+    noise = torch.Generator().manual_seed(seed)  # a CPU generator: the same z on every device
+    labels = balanced_labels(n, model.cfg.num_classes) if model.cfg.num_classes else None
+    was_training = model.training
+    model.eval()
     try:
-        chunks = [G(z[i:i + batch_size].to(device), None if labels is None else labels[i:i + batch_size].to(device))
-                  for i in range(0, n, batch_size)]
+        if isinstance(model, VAE):
+            chunks = [sample(model, min(batch_size, n - i), None if labels is None else labels[i:i + batch_size],
+                             generator=noise) for i in range(0, n, batch_size)]
+        else:
+            z = sample_z(n, model.z_dim, generator=noise)  # (n, z_dim)
+            chunks = [model(z[i:i + batch_size].to(device),
+                            None if labels is None else labels[i:i + batch_size].to(device))
+                      for i in range(0, n, batch_size)]
     finally:
-        G.train(was_training)
+        model.train(was_training)
     return torch.cat(chunks).float().cpu(), labels
 
 
-def evaluate_generator(G: Generator, n: int, seed: int = 0) -> dict[str, float]:
-    """Course metrics of n samples from G against the mnist5k test digits (``course_lib.evaluate``)."""
+def evaluate_generator(model: Generator | VAE, n: int, seed: int = 0) -> dict[str, float]:
+    """Course metrics of n samples from G or a VAE against the mnist5k test digits (``course_lib.evaluate``)."""
     from course_lib.evaluate import evaluate
 
-    images, labels = generate(G, n, seed)
+    images, labels = generate(model, n, seed)
     return evaluate(images, labels)
+
+
+@torch.no_grad()
+def evaluate_likelihood(model: VAE, dataset: str = "mnist5k", n_images: int = 1000, k: int = 100,
+                        seed: int = TEST_SEED, batch_size: int = 100) -> dict[str, float | int | str]:
+    """-ELBO and -IWAE_k of a dataset's test images, mean nats per image, in eval mode.
+
+    Bernoulli likelihood: each test image is binarised once (the generator seeded with ``seed``),
+    and both numbers are computed on the same binary images: exact nats, close to the literature's
+    dynamically binarised MNIST (the 2-pixel frame of the 32x32 digits is always 0 and costs ~0 nats).
+    Gaussian likelihood: densities of the grey images in [-1, 1], which are not comparable with
+    binarised nats (a density can exceed 1, so these can even be negative). The ELBO uses beta = 1.
+
+    Args:
+        model: a ``VAE`` (conditional ones get the test labels).
+        dataset: a built-in dataset of 32x32 images; its "test" split is used.
+        n_images: how many test images, evenly spaced through the split (it is ordered by class).
+        k: importance samples per image of the IWAE bound (``vae.iwae_log_px``), >= 1.
+        seed: seeds the binarisation and every z draw, so the numbers are reproducible.
+        batch_size: test images per forward pass (the IWAE decodes ~2,000 images at a time).
+
+    Returns:
+        ``test_neg_elbo`` (nats, one z per image), ``test_iwae`` (-IWAE_k in nats: an estimate of
+        -log p(x) from above, below test_neg_elbo in expectation), ``test_images``, ``iwae_k`` and
+        ``test_likelihood`` (what the numbers are).
+    """
+    test = load_dataset(dataset, "test")
+    n = min(n_images, len(test))
+    if n < 1:
+        raise ValueError(f"n_images must be >= 1, got {n_images!r}")
+    index = torch.arange(n) * len(test) // n  # (n,) evenly spaced
+    x_all, y_all = test.x[index], (test.labels[index] if model.cfg.num_classes else None)
+    bernoulli = model.cfg.likelihood == "bernoulli"
+    device = next(model.parameters()).device
+    noise = torch.Generator().manual_seed(seed)
+    neg_elbo, neg_iwae = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, n, batch_size):
+            x = x_all[i:i + batch_size]                                      # (B, C, 32, 32)
+            if bernoulli:
+                x = 2 * binarize(((x + 1) / 2).clamp(0, 1), noise) - 1
+            x = x.to(device)
+            y = y_all[i:i + batch_size].to(device) if y_all is not None else None
+            decoder_output, mu, logvar = model(x, y, noise)
+            neg_elbo.append(-(model.log_likelihood(x, decoder_output) - kl_normal(mu, logvar)))  # (B,)
+            neg_iwae.append(-iwae_log_px(model, x, k, y, generator=noise, batch=max(1, 2000 // len(x))))
+    finally:
+        model.train(was_training)
+    what = ("bernoulli: nats of binarised test images" if bernoulli else
+            "gaussian: densities of grey test images, not comparable with binarised nats")
+    return {"test_neg_elbo": torch.cat(neg_elbo).mean().item(), "test_iwae": torch.cat(neg_iwae).mean().item(),
+            "test_images": n, "iwae_k": k, "test_likelihood": what}
 
 
 def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool = False,
@@ -247,10 +374,11 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     if resume and checkpoint.exists():
         stored = read_checkpoint(checkpoint)["config"]
         wanted = run.state.config
-        changed = {k for k in wanted if k not in RESUMABLE_CHANGES and stored.get(k) != wanted[k]}
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # for settings newer than the checkpoint
+        changed = {k for k in wanted if k not in RESUMABLE_CHANGES and stored.get(k, defaults[k]) != wanted[k]}
         if changed:
             raise CheckpointError(f"cannot resume {checkpoint}: it was trained with different settings "
-                                  f"({', '.join(f'{k}={stored.get(k)!r}' for k in sorted(changed))})")
+                                  f"({', '.join(f'{k}={stored.get(k, defaults[k])!r}' for k in sorted(changed))})")
         run.state.load(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / CONFIG, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2)))
@@ -267,14 +395,12 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     def out_of_time() -> bool:
         return cfg.minutes is not None and seconds_before + time.perf_counter() - start >= 60 * cfg.minutes
 
-    G = run.state.models.get("G_ema", run.state.models["G"])  # sample from the average when there is one
     steps_before = run.state.step
     fit(run.state, timed_step, cfg.steps, checkpoint_path=checkpoint, checkpoint_every=cfg.checkpoint_every,
-        sample_fn=lambda: G(run.fixed_z, run.fixed_labels), sample_every=0, show_progress=show_progress,
-        should_stop=out_of_time)
+        sample_fn=run.sample_grid, sample_every=0, show_progress=show_progress, should_stop=out_of_time)
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
-    save_generator(out / GENERATOR, G, run.model_cfg, cfg)
+    save_generator(out / GENERATOR, run.sampler, run.model_cfg, cfg)
     save_images(run.state.grids[-1][1], out / SAMPLES, nrow=10)
     images_per_step = cfg.batch_size * (cfg.n_critic if cfg.model == "wgan_gp" else 1)
     result: dict[str, Any] = {
@@ -287,14 +413,16 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     }
     if cfg.eval_samples:
         result["eval_samples"] = cfg.eval_samples
-        result.update(evaluate_generator(G, cfg.eval_samples, seed=cfg.seed))
+        result.update(evaluate_generator(run.sampler, cfg.eval_samples, seed=cfg.seed))
+    if cfg.model in VAES and cfg.eval_test_digits:
+        result.update(evaluate_likelihood(run.sampler, cfg.dataset, cfg.eval_test_digits, k=cfg.iwae_k))
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
-    parser.add_argument("model", choices=MODELS, help="which GAN to train")
+    parser.add_argument("model", choices=MODELS, help="which model to train")
     parser.add_argument("--dataset", default="mnist5k", help="built-in dataset of 32x32 images (default mnist5k)")
     parser.add_argument("--steps", type=int, help="generator updates to reach (default 3000, or none with --minutes)")
     parser.add_argument("--minutes", type=float, help="wall-clock budget in minutes (stops at steps or minutes)")
@@ -302,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--batch-size", type=int, help="real images per D update (default 64)")
+    parser.add_argument("--batch-size", type=int, help="real images per update (default 64)")
     parser.add_argument("--base-channels", type=int, help="network width W (default 32)")
     parser.add_argument("--loss", choices=["bce", "hinge"], help="dcgan/cgan loss (default bce)")
     parser.add_argument("--conditioning", choices=["projection", "concat"], help="cgan discriminator (default projection)")
@@ -311,18 +439,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-d", type=float, help="D learning rate")
     parser.add_argument("--n-critic", type=int, help="wgan_gp: critic updates per G update (default 5)")
     parser.add_argument("--augment-shift", type=int, help="dcgan/cgan: DiffAugment shift of D's inputs in px (default 0: off)")
-    parser.add_argument("--ema-decay", type=float, help="decay of G_ema, the weight average sampled from (default 0.999; 0: none)")
+    parser.add_argument("--ema-decay", type=float, help="GANs: decay of G_ema, the weight average sampled from (default 0.999; 0: none)")
+    parser.add_argument("--latent-dim", type=int, help="vae/cvae: size of z (default 16)")
+    parser.add_argument("--likelihood", choices=LIKELIHOODS, help="vae/cvae: p(x|z) (default bernoulli)")
+    parser.add_argument("--beta", type=float, help="vae/cvae: weight of the KL term (default 1: the ELBO)")
+    parser.add_argument("--lr-vae", type=float, help="vae/cvae: learning rate (default 1e-3)")
     parser.add_argument("--eval-samples", type=int, help="samples scored for metrics.json (default 1000; 0 skips)")
+    parser.add_argument("--eval-test-digits", type=int, help="vae/cvae: test images for the likelihood (default 1000; 0 skips)")
+    parser.add_argument("--iwae-k", type=int, help="vae/cvae: importance samples of test_iwae (default 100)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
     parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
     args = parser.parse_args(argv)
+    settings = {k: v for k, v in vars(args).items() if k not in ("model", "out", "device", "resume")}  # config fields
     try:
-        cfg = default_config(args.model, dataset=args.dataset, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                             batch_size=args.batch_size, base_channels=args.base_channels, loss=args.loss,
-                             conditioning=args.conditioning, spectral_norm=args.spectral_norm, lr_g=args.lr_g,
-                             lr_d=args.lr_d, n_critic=args.n_critic, ema_decay=args.ema_decay, augment_shift=args.augment_shift, eval_samples=args.eval_samples,
-                             checkpoint_every=args.checkpoint_every, amp=args.amp, channels_last=args.channels_last)
+        cfg = default_config(args.model, **settings)
         result = train(cfg, args.out, device=args.device, resume=args.resume)
     except (ValueError, FileExistsError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

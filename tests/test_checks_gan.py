@@ -69,8 +69,9 @@ def solution_slerp(z0, z1, t):
 
 # ----- lesson 04 -----
 
-def solution_generator_input(z, labels, embedding):
-    return torch.cat([z, embedding(labels)], dim=1)      # (B, z_dim + embed_dim), z first
+def solution_conditional_batch_norm(h, e, bn, gain, bias):
+    scale = 1 + gain(e)[:, :, None, None]                 # (B, C, 1, 1)
+    return bn(h) * scale + bias(e)[:, :, None, None]
 
 
 def solution_one_hot_maps(labels, num_classes, size):
@@ -133,8 +134,8 @@ REFERENCES = [
     (lesson02.check_d_step, solution_d_step),
     (lesson02.check_slerp, latent.slerp),
     (lesson02.check_slerp, solution_slerp),
-    (lesson04.check_generator_input, lesson04.reference_generator_input),
-    (lesson04.check_generator_input, solution_generator_input),
+    (lesson04.check_conditional_batch_norm, lesson04.reference_conditional_batch_norm),
+    (lesson04.check_conditional_batch_norm, solution_conditional_batch_norm),
     (lesson04.check_one_hot_maps, lesson04.reference_one_hot_maps),
     (lesson04.check_one_hot_maps, solution_one_hot_maps),
     (lesson04.check_projection_logits, lesson04.reference_projection_logits),
@@ -211,9 +212,14 @@ def test_reference_d_steps_match_gan_step():
 def test_conditioning_references_match_the_library_models():
     torch.manual_seed(0)
     z, labels = torch.randn(3, 8), torch.tensor([0, 2, 1])
-    G = gan.Generator(gan.DCGANConfig(z_dim=8, base_channels=2, num_classes=3, embed_dim=4)).eval()
-    h = G.project(lesson04.reference_generator_input(z, labels, G.embed)).view(3, 8, 4, 4)
-    assert torch.allclose(G.blocks(h), G(z, labels), atol=1e-6)
+    G = gan.Generator(gan.DCGANConfig(z_dim=8, base_channels=2, num_classes=3, embed_dim=4))
+    cbn = G.blocks[0]
+    assert isinstance(cbn, gan.ConditionalBatchNorm2d)
+    torch.nn.init.normal_(cbn.gain.weight)  # trained-looking maps, so that the labels matter
+    torch.nn.init.normal_(cbn.bias.weight)
+    features, e = G.project(z).view(3, 8, 4, 4), G.embed(labels)
+    assert torch.allclose(lesson04.reference_conditional_batch_norm(features, e, cbn.bn, cbn.gain, cbn.bias),
+                          cbn(features, e), atol=1e-6)
 
     x = torch.rand(3, 1, 32, 32) * 2 - 1
     D = gan.Discriminator(gan.DCGANConfig(base_channels=2, num_classes=3, conditioning="concat")).eval()
@@ -392,20 +398,33 @@ def one_angle_slerp(z0, z1, t):
 
 # ----- 04.1 to 04.4 conditioning -----
 
-def batch_axis_generator_input(z, labels, embedding):
-    return torch.cat([z, embedding(labels)], dim=0)
+def gain_without_one_cbn(h, e, bn, gain, bias):
+    return bn(h) * gain(e)[:, :, None, None] + bias(e)[:, :, None, None]
 
 
-def one_hot_generator_input(z, labels, embedding):
-    return torch.cat([z, F.one_hot(labels, embedding.num_embeddings).float()], dim=1)
+def width_axis_cbn(h, e, bn, gain, bias):
+    return bn(h) * (1 + gain(e)[:, None, None, :]) + bias(e)[:, None, None, :]
 
 
-def embedding_first_generator_input(z, labels, embedding):
-    return torch.cat([embedding(labels), z], dim=1)
+def scale_before_norm_cbn(h, e, bn, gain, bias):
+    return bn(h * (1 + gain(e)[:, :, None, None]) + bias(e)[:, :, None, None])
 
 
-def detached_generator_input(z, labels, embedding):
-    return torch.cat([z, embedding(labels).detach()], dim=1)
+def swapped_maps_cbn(h, e, bn, gain, bias):
+    return bn(h) * (1 + bias(e)[:, :, None, None]) + gain(e)[:, :, None, None]
+
+
+def unnormalised_cbn(h, e, bn, gain, bias):
+    return h * (1 + gain(e)[:, :, None, None]) + bias(e)[:, :, None, None]
+
+
+def detached_cbn(h, e, bn, gain, bias):
+    with torch.no_grad():
+        return bn(h) * (1 + gain(e)[:, :, None, None]) + bias(e)[:, :, None, None]
+
+
+def first_sample_cbn(h, e, bn, gain, bias):
+    return bn(h) * (1 + gain(e[:1])[:, :, None, None]) + bias(e[:1])[:, :, None, None]
 
 
 def unexpanded_maps(labels, num_classes, size):
@@ -637,11 +656,13 @@ MISTAKES = [
     ("slerp 0/0", lesson02.check_slerp, nan_for_identical_slerp, "divides 0 by 0"),
     ("one angle for the batch", lesson02.check_slerp, one_angle_slerp, "one angle for the whole batch"),
     # 04.1
-    ("concat on the batch axis", lesson04.check_generator_input, batch_axis_generator_input, "dim 0"),
-    ("one-hot instead of embedding", lesson04.check_generator_input, one_hot_generator_input, "LEARNED embedding"),
-    ("embedding before z", lesson04.check_generator_input, embedding_first_generator_input, "wrong order"),
-    ("detached embedding", lesson04.check_generator_input, detached_generator_input, "trained together with G"),
-    # 04.2
+    ("gain without the 1", lesson04.check_conditional_batch_norm, gain_without_one_cbn, "without the 1"),
+    ("class vectors on the width axis", lesson04.check_conditional_batch_norm, width_axis_cbn, "WIDTH"),
+    ("scale before normalising", lesson04.check_conditional_batch_norm, scale_before_norm_cbn, "BEFORE normalising"),
+    ("gain and bias swapped", lesson04.check_conditional_batch_norm, swapped_maps_cbn, "swapped"),
+    ("no normalisation", lesson04.check_conditional_batch_norm, unnormalised_cbn, "never normalised"),
+    ("detached tables", lesson04.check_conditional_batch_norm, detached_cbn, "cut off"),
+    ("one embedding for everyone", lesson04.check_conditional_batch_norm, first_sample_cbn, "should equal"),
     ("(B, K) maps", lesson04.check_one_hot_maps, unexpanded_maps, "(B, K) one-hot vectors"),
     ("(B, K, 1, 1) maps", lesson04.check_one_hot_maps, single_pixel_maps, "expand them"),
     ("int64 maps", lesson04.check_one_hot_maps, integer_maps, ".float()"),
@@ -833,10 +854,10 @@ def test_power_iteration_sigma_has_the_gradient_u_v_transposed():
     assert torch.allclose(weight.grad, torch.outer(u, v), atol=1e-6)
 
 
-@pytest.mark.parametrize("layer", [nn.Linear(6, 4), nn.Conv2d(2, 3, 3)], ids=["linear", "conv"])
-def test_power_iteration_matches_torch_spectral_norm(layer):
-    torch.manual_seed(0)
-    layer = spectral_norm(layer)                        # 15 power iterations at construction
+@pytest.mark.parametrize("make_layer", [lambda: nn.Linear(6, 4), lambda: nn.Conv2d(2, 3, 3)], ids=["linear", "conv"])
+def test_power_iteration_matches_torch_spectral_norm(make_layer):
+    torch.manual_seed(0)                                # weights made here, not at collection: the same in every run
+    layer = spectral_norm(make_layer())                 # 15 power iterations at construction
     param = layer.parametrizations.weight
     x = torch.randn(2, 6) if isinstance(layer, nn.Linear) else torch.randn(2, 2, 5, 5)
     W = param.original.detach()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from course_lib.gan import (
+    ConditionalBatchNorm2d,
     DCGANConfig,
     Discriminator,
     Generator,
@@ -147,19 +148,53 @@ def test_input_errors():
         D4(x, torch.tensor([0, 1, 2, 3, 4]))
 
 
+def test_conditional_batch_norm_is_a_per_class_scale_and_shift():
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm2d(3, embed_dim=5)
+    h, e = torch.randn(6, 3, 5, 5) * 2 + 1, torch.randn(6, 5)
+    assert torch.allclose(cbn(h, e), cbn.bn(h), atol=1e-6)                 # fresh: a plain batch norm
+    torch.nn.init.normal_(cbn.gain.weight)
+    torch.nn.init.normal_(cbn.bias.weight)
+    mean, var = h.mean(dim=(0, 2, 3), keepdim=True), h.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    normed = (h - mean) / torch.sqrt(var + cbn.bn.eps)
+    expected = normed * (1 + e @ cbn.gain.weight.T)[:, :, None, None] + (e @ cbn.bias.weight.T)[:, :, None, None]
+    assert torch.allclose(cbn(h, e), expected, atol=1e-5)
+
+
+def test_conditional_generator_uses_noise_and_labels():
+    torch.manual_seed(0)
+    G = Generator(dataclasses.replace(TINY, num_classes=4))
+    cbns = [m for m in G.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(cbns) == 3 and all((m.gain.weight == 0).all() and (m.bias.weight == 0).all() for m in cbns)
+    assert G.embed.weight.std().item() == pytest.approx(1.0, rel=0.3)       # the class embedding: N(0, 1) like z
+    for m in cbns:  # trained-looking maps
+        torch.nn.init.normal_(m.gain.weight, std=0.3)
+        torch.nn.init.normal_(m.bias.weight, std=0.3)
+    z = torch.randn(4, TINY.z_dim)
+    same_label = G(z, torch.tensor([1, 1, 1, 1]))                            # train mode: batch statistics
+    scale = same_label.abs().max()                                           # DCGAN init: small outputs
+    assert (same_label[0] - same_label[1]).abs().max() > 0.1 * scale         # z changes the image
+    two_labels = G(z[[0, 0, 1, 1]], torch.tensor([1, 2, 1, 2]))
+    assert (two_labels[0] - two_labels[1]).abs().max() > 0.1 * scale         # so does the label
+    assert G.project.in_features == TINY.z_dim                               # the label is not concatenated to z
+
+
 # ---- initialisation and spectral norm --------------------------------------------------------
 
 def test_dcgan_init_statistics():
     torch.manual_seed(0)
     cfg = DCGANConfig(num_classes=10)
     G, D = Generator(cfg), Discriminator(cfg)
-    weights, biases, bn_scales = [], [], []
+    weights, biases, bn_scales, conditional_maps = [], [], [], set()
     for m in list(G.modules()) + list(D.modules()):
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+        if isinstance(m, ConditionalBatchNorm2d):
+            assert (m.gain.weight == 0).all() and (m.bias.weight == 0).all()  # a fresh conditional BN is a plain BN
+            conditional_maps.update({id(m.gain), id(m.bias)})
+        elif isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)) and id(m) not in conditional_maps:
             weights.append(m.weight.detach().flatten())
             if m.bias is not None:
                 biases.append(m.bias.detach())
-        elif isinstance(m, torch.nn.BatchNorm2d):
+        elif isinstance(m, torch.nn.BatchNorm2d) and m.affine:
             bn_scales.append(m.weight.detach())
             biases.append(m.bias.detach())
     weights, bn_scales = torch.cat(weights), torch.cat(bn_scales)
@@ -168,7 +203,7 @@ def test_dcgan_init_statistics():
     assert bn_scales.mean().item() == pytest.approx(1.0, abs=0.005)
     assert bn_scales.std().item() == pytest.approx(0.02, rel=0.2)
     assert all((b == 0).all() for b in biases)
-    assert G.embed.weight.std().item() == pytest.approx(1.0, rel=0.15)   # like z (only 320 numbers)
+    assert G.embed.weight.std().item() == pytest.approx(1.0, rel=0.15)   # the class embedding: like z
     assert D.embed.weight.std().item() == pytest.approx(0.02, rel=0.05)  # like the linear head
 
 
@@ -264,17 +299,14 @@ def test_discriminator_separates_a_fixed_real_batch_from_fixed_fakes(name, loss)
 
 @pytest.mark.parametrize("name", ["unconditional", "projection"])
 def test_generator_fits_a_fixed_batch(name):
-    """G regresses 4 targets. The conditional G gets the *same* z for all 4 and must use the labels:
-    ignoring them, its loss could not fall below the targets' variance (~0.21)."""
+    """G regresses 4 random targets (overfit one batch), the conditional G with labels 0..3."""
     cfg = CONFIGS[name]
     torch.manual_seed(0)
     G = Generator(cfg)
     generator = torch.Generator().manual_seed(1)
     target = torch.rand(4, 1, 32, 32, generator=generator) * 1.6 - 0.8
-    if cfg.num_classes:
-        z, labels = sample_z(1, cfg.z_dim, generator).expand(4, -1), torch.arange(4)
-    else:
-        z, labels = sample_z(4, cfg.z_dim, generator), None
+    z = sample_z(4, cfg.z_dim, generator)
+    labels = torch.arange(4) if cfg.num_classes else None
     opt = torch.optim.Adam(G.parameters(), lr=1e-2)
     for step in range(100):
         loss = ((G(z, labels) - target) ** 2).mean()

@@ -1,13 +1,14 @@
 """Graded checks for lesson 04 (class-conditional GANs).
 
-The checks pin the learner's conditioning code to what ``course_lib.gan`` does: G reads
-``torch.cat([z, embed(labels)], dim=1)`` (z first), the "concat" discriminator stacks one-hot label
-maps onto the image channels, the projection discriminator adds ``<embed(labels), h>`` to its
-unconditional logit (Miyato & Koyama 2018), and a conditional D step scores the fakes with the
-labels they were generated with. The classic mistakes they recognise: concatenating along the
-batch axis, one-hot vectors where a learned embedding belongs, z and the embedding in the wrong
-order, maps that were never expanded, a (B, 1) + (B,) broadcast into (B, B), a projection summed
-over the batch, and a discriminator that never sees the labels.
+The checks pin the learner's conditioning code to what ``course_lib.gan`` does: G's batch norms are
+class-conditional, ``BN(h) * (1 + gain(e_y)) + bias(e_y)`` (``gan.ConditionalBatchNorm2d``), the "concat"
+discriminator stacks one-hot label maps onto the image channels, the projection discriminator adds
+``<embed(labels), h>`` to its unconditional logit (Miyato & Koyama 2018), and a conditional D step
+scores the fakes with the labels they were generated with. The classic mistakes they recognise: a
+gain without the 1 (a fresh layer multiplies by zero), per-class vectors broadcast along the width
+instead of the channels, scaling before normalising (the norm then undoes part of the class),
+gain and shift swapped, maps that were never expanded, a (B, 1) + (B,) broadcast into (B, B), a
+projection summed over the batch, and a discriminator that never sees the labels.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from course_lib.checks import Mistake, call, close, exercise, expect_shape, expe
 # Reference implementations (what the library computes inside Generator and Discriminator) -------
 
 
-def reference_generator_input(z: torch.Tensor, labels: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
-    """G's input: z (B, z_dim) and embedding(labels) (B, embed_dim), concatenated -> (B, z_dim + embed_dim)."""
-    return torch.cat([z, embedding(labels)], dim=1)
+def reference_conditional_batch_norm(h: torch.Tensor, e: torch.Tensor, bn: nn.Module,
+                                     gain: nn.Linear, bias: nn.Linear) -> torch.Tensor:
+    """Conditional batch norm: bn(h) (no affine of its own) * (1 + gain(e)) + bias(e), per sample and channel."""
+    return bn(h) * (1 + gain(e))[:, :, None, None] + bias(e)[:, :, None, None]
 
 
 def reference_one_hot_maps(labels: torch.Tensor, num_classes: int, size: int) -> torch.Tensor:
@@ -49,53 +51,75 @@ def reference_conditional_d_loss(G: nn.Module, D: nn.Module, x_real: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------------------
-# 04.1 G's input: z and the label embedding
+# 04.1 conditional batch norm: the label in G
 # ----------------------------------------------------------------------------------------------
 
-@exercise("04.1", "the conditional generator's input")
-@own_rng
-def check_generator_input(generator_input) -> None:
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    square = nn.Embedding(10, 4)    # embed_dim = z_dim: a wrong axis still runs
-    wide = nn.Embedding(10, 3)      # embed_dim != z_dim, num_classes
-    labels = torch.tensor([3, 0, 7])
-    z = torch.randn(3, 4, generator=g)
-    out = expect_tensor(call(generator_input, z.clone(), labels.clone(), square), "generator_input")
-    if tuple(out.shape) == (6, 4):
-        raise Mistake("you concatenated along dim 0, the batch axis: that stacks the embeddings below z as extra "
-                      "SAMPLES. Each sample needs its label appended to its own z: torch.cat([z, embedding(labels)], dim=1).")
-    with torch.no_grad():
-        first_ok = close(out, reference_generator_input(z, labels, square))
+def _cbn_setup(batch: int, channels: int, size: int, seed: int):
+    """Features, class embeddings and the three layers of a conditional batch norm with non-zero maps."""
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch, channels, size, size, generator=g) * 3 + 1      # (B, C, size, size), not yet normalised
+    e = torch.randn(batch, 6, generator=g)                                 # (B, E): the samples' class embeddings
+    bn = nn.BatchNorm2d(channels, affine=False)
+    gain, bias = nn.Linear(6, channels, bias=False), nn.Linear(6, channels, bias=False)
+    with torch.no_grad():  # trained-looking maps: a fresh layer's zeros would hide most mistakes
+        gain.weight.copy_(torch.randn(channels, 6, generator=g) * 0.2)
+        bias.weight.copy_(torch.randn(channels, 6, generator=g) * 0.4)
+    return h, e, bn, gain, bias
 
-    z = torch.randn(3, 5, generator=g)
-    out = expect_tensor(call(generator_input, z.clone(), labels.clone(), wide), "generator_input")
+
+@exercise("04.1", "conditional batch norm, the label in G")
+@own_rng
+def check_conditional_batch_norm(conditional_batch_norm) -> None:
+    # C = H = W = 4 first, so that a per-sample vector broadcast along the wrong axis still runs.
+    h, e, bn, gain, bias = _cbn_setup(batch=3, channels=4, size=4, seed=0)
+    out = expect_tensor(call(conditional_batch_norm, h.clone(), e.clone(), bn, gain, bias), "conditional_batch_norm")
+    expect_shape(out, (3, 4, 4, 4), "conditional_batch_norm", "(B, C, H, W), the shape of h.")
     with torch.no_grad():
-        ref = reference_generator_input(z, labels, wide)
-        one_hot = torch.cat([z, F.one_hot(labels, 10).float()], dim=1)
-        swapped = torch.cat([wide(labels), z], dim=1)
-    if close(out, one_hot):
-        raise Mistake(
-            "you appended a one-hot vector of the label. The conditional G of the lesson reads a LEARNED embedding, "
-            "embedding(labels): an nn.Embedding(num_classes, embed_dim) whose rows are trained with G and are on z's "
-            "N(0, 1) scale, not 10 fixed coordinates of which 9 are 0."
-        )
-    expect_shape(out, (3, 8), "generator_input", "(B, z_dim + embed_dim) = (3, 5 + 3): concatenate z and embedding(labels) along dim 1.")
-    if close(out, swapped):
-        raise Mistake(
-            "z and the embedding are in the wrong order. The course's Generator puts z first, "
-            "torch.cat([z, embedding(labels)], dim=1), and its first linear layer expects that order: weights trained "
-            "by course_lib.gan.Generator would read your embedding as noise."
-        )
-    if not close(out, ref) or not first_ok:
-        raise Mistake("generator_input should equal torch.cat([z, embedding(labels)], dim=1).")
+        normed = bn(h)
+        g, b = gain(e), bias(e)                                            # (B, C) each
+        per_channel = lambda t: t[:, :, None, None]                        # noqa: E731
+        wrong_axis = lambda t: t[:, None, None, :]                         # noqa: E731
+        ref = normed * (1 + per_channel(g)) + per_channel(b)
+        suspects = [
+            (normed * per_channel(g) + per_channel(b),
+             "the gain is used without the 1: BN(h) * gain(e). The maps start at zero (a fresh layer must be a plain "
+             "batch norm), so the scale is 1 + gain(e); without the 1 a new G multiplies every feature by 0."),
+            (normed * (1 + wrong_axis(g)) + wrong_axis(b),
+             "the per-sample vectors are broadcast along the WIDTH: gain(e) is (B, C), and [:, None, None, :] lines C up "
+             "with the last axis. One scale and shift per channel needs (B, C, 1, 1): gain(e)[:, :, None, None]."),
+            (bn(h * (1 + per_channel(g)) + per_channel(b)),
+             "you scale and shift BEFORE normalising: batch norm then removes each channel's batch-mean shift and "
+             "rescales it, so part of the class information is undone. Normalise first, then apply the class's "
+             "scale and shift."),
+            (normed * (1 + per_channel(b)) + per_channel(g),
+             "gain and bias are swapped: the scale comes from gain(e), the shift from bias(e)."),
+            (h * (1 + per_channel(g)) + per_channel(b),
+             "the features are never normalised: apply bn(h) first (it has no affine parameters of its own)."),
+        ]
+    for wrong, message in suspects:
+        if close(out, wrong) and not close(wrong, ref):
+            raise Mistake(message)
+    if not close(out, ref):
+        raise Mistake("conditional_batch_norm should equal bn(h) * (1 + gain(e))[:, :, None, None] + "
+                      "bias(e)[:, :, None, None].")
+
+    # Another shape (C != H), and the gradient must reach both maps.
+    h, e, bn, gain, bias = _cbn_setup(batch=4, channels=5, size=2, seed=1)
+    out = expect_tensor(call(conditional_batch_norm, h.clone(), e.clone(), bn, gain, bias), "conditional_batch_norm")
+    expect_shape(out, (4, 5, 2, 2), "conditional_batch_norm", "(B, C, H, W), the shape of h.")
+    with torch.no_grad():
+        ref = reference_conditional_batch_norm(h, e, bn, gain, bias)
+    if not close(out, ref):
+        raise Mistake("correct for C = H = W but not for B=4, C=5, H=W=2: check which axes the per-sample vectors use.")
     if not out.requires_grad:
-        raise Mistake("the result is cut off from the embedding's weights (.detach(), .data or torch.no_grad()): the "
-                      "embedding must be trained together with G, so keep it in the graph.")
-    wide.zero_grad()
+        raise Mistake("the result is cut off from the gain and bias maps (.detach(), .data or torch.no_grad()): they "
+                      "are trained with G, so keep them in the graph.")
     out.sum().backward()
-    if wide.weight.grad is None or not close(wide.weight.grad.sum(1), torch.bincount(labels, minlength=10).float() * 3):
-        raise Mistake("the gradient does not reach the embedding rows of the labels; use embedding(labels) directly.")
+    if gain.weight.grad is None or bias.weight.grad is None:
+        raise Mistake("no gradient reaches gain or bias; use gain(e) and bias(e) directly.")
+    expected = e.sum(0)[None, :].expand(5, -1) * 4                          # d sum / d bias[c, j] = H W sum_b e[b, j]
+    if not close(bias.weight.grad, expected):
+        raise Mistake("the gradient of the bias map is wrong: each sample's shift must be bias(e) of its own embedding.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,4 +311,4 @@ def check_conditional_d_loss(conditional_d_loss) -> None:
         raise Mistake("no gradient reaches D's parameters from your loss.")
 
 
-EXERCISES = [check_generator_input, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]
+EXERCISES = [check_conditional_batch_norm, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]
