@@ -124,11 +124,15 @@ class TrainConfig:
 def default_config(model: str, **overrides: Any) -> TrainConfig:
     """The recommended settings of each family, with ``overrides`` applied.
 
-    WGAN-GP uses the paper's Adam settings (lr 1e-4, betas (0, 0.9)); DCGAN and the conditional
-    GAN use Radford et al.'s (lr 2e-4, betas (0.5, 0.999)); the VAEs use Adam's own defaults (lr
-    1e-3, betas (0.9, 0.999); Kingma & Ba 2015) and no weight average (ema_decay 0).
+    WGAN-GP uses the paper's Adam settings (lr 1e-4, betas (0, 0.9)); the conditional GAN uses
+    Radford et al.'s (lr 2e-4, betas (0.5, 0.999)); the DCGAN their betas with lr 5e-4, because a
+    few thousand steps are all a CPU gets: on mnist5k (width 32, G_ema) FD after 3,000 steps was
+    about 175 at 2e-4, 72 at 5e-4 and 65 at 1e-3. The VAEs use Adam's own defaults (lr 1e-3, betas
+    (0.9, 0.999); Kingma & Ba 2015) and no weight average (ema_decay 0).
     """
     base: dict[str, Any] = {"model": model}
+    if model == "dcgan":
+        base.update(lr_g=5e-4, lr_d=5e-4)
     if model == "wgan_gp":
         base.update(lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9)
     if model in VAES:

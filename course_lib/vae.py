@@ -303,7 +303,7 @@ def log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor, likelihood: st
         nll = F.binary_cross_entropy_with_logits(decoder_output, x01, reduction="none")
         return -nll.flatten(1).sum(dim=1)                                          # (B,)
     if likelihood == "gaussian":
-        x_logvar = torch.as_tensor(x_logvar, device=x.device).to(dtype)
+        x_logvar = torch.as_tensor(x_logvar, dtype=dtype, device=x.device)  # a Python float straight to dtype
         if x_logvar.dim() != 0:
             raise ValueError(f"x_logvar must be a scalar (one variance for every pixel), got shape {tuple(x_logvar.shape)}")
         sq = (x - decoder_output).pow(2) * torch.exp(-x_logvar)
