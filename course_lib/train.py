@@ -18,7 +18,7 @@ variational autoencoders of ``course_lib.vae``. DIR receives
   decoded prior draws z ~ N(0, I));
 - ``metrics.json``: the course metrics of ``--eval-samples`` samples (see ``course_lib.evaluate``),
   with the step count, training seconds and throughput; for a VAE also ``test_neg_elbo`` and
-  ``test_iwae``, mean nats per test image (see `evaluate_likelihood`);
+  ``test_iwae``, mean nats per test image (see ``course_lib.evaluate.evaluate_likelihood``);
 - ``config.json``: the `TrainConfig` of the run.
 
 A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update; for a
@@ -47,10 +47,11 @@ from course_lib.data import ShuffledBatches, load_dataset
 from course_lib.device import get_device, seed_everything
 from course_lib.augment import translate
 from course_lib.ema import ema_copy, ema_update_
+from course_lib.evaluate import evaluate, evaluate_likelihood
 from course_lib.gan import DCGANConfig, Discriminator, Generator, balanced_labels, sample_z
 from course_lib.gan_steps import gan_step, wgan_gp_step
 from course_lib.training import TrainState, fit
-from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, iwae_log_px, kl_normal, sample, vae_step
+from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, sample, vae_step
 from course_lib.viz import save_images
 
 MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae")
@@ -61,7 +62,6 @@ CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG = (
 GRID_SIZE = 100  # samples in samples.png: 10 x 10
 # settings that may differ on --resume: when the run ends and how it is evaluated
 RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits")
-TEST_SEED = 0  # binarisation and z draws of the test likelihood: the same for every run, so runs compare
 
 
 @dataclass
@@ -300,64 +300,8 @@ def generate(model: Generator | VAE, n: int, seed: int = 0,
 
 def evaluate_generator(model: Generator | VAE, n: int, seed: int = 0) -> dict[str, float]:
     """Course metrics of n samples from G or a VAE against the mnist5k test digits (``course_lib.evaluate``)."""
-    from course_lib.evaluate import evaluate
-
     images, labels = generate(model, n, seed)
     return evaluate(images, labels)
-
-
-@torch.no_grad()
-def evaluate_likelihood(model: VAE, dataset: str = "mnist5k", n_images: int = 1000, k: int = 100,
-                        seed: int = TEST_SEED, batch_size: int = 100) -> dict[str, float | int | str]:
-    """-ELBO and -IWAE_k of a dataset's test images, mean nats per image, in eval mode.
-
-    Bernoulli likelihood: each test image is binarised once (the generator seeded with ``seed``),
-    and both numbers are computed on the same binary images: exact nats, close to the literature's
-    dynamically binarised MNIST (the 2-pixel frame of the 32x32 digits is always 0 and costs ~0 nats).
-    Gaussian likelihood: densities of the grey images in [-1, 1], which are not comparable with
-    binarised nats (a density can exceed 1, so these can even be negative). The ELBO uses beta = 1.
-
-    Args:
-        model: a ``VAE`` (conditional ones get the test labels).
-        dataset: a built-in dataset of 32x32 images; its "test" split is used.
-        n_images: how many test images, evenly spaced through the split (it is ordered by class).
-        k: importance samples per image of the IWAE bound (``vae.iwae_log_px``), >= 1.
-        seed: seeds the binarisation and every z draw, so the numbers are reproducible.
-        batch_size: test images per forward pass (the IWAE decodes ~2,000 images at a time).
-
-    Returns:
-        ``test_neg_elbo`` (nats, one z per image), ``test_iwae`` (-IWAE_k in nats: an estimate of
-        -log p(x) from above, below test_neg_elbo in expectation), ``test_images``, ``iwae_k`` and
-        ``test_likelihood`` (what the numbers are).
-    """
-    test = load_dataset(dataset, "test")
-    n = min(n_images, len(test))
-    if n < 1:
-        raise ValueError(f"n_images must be >= 1, got {n_images!r}")
-    index = torch.arange(n) * len(test) // n  # (n,) evenly spaced
-    x_all, y_all = test.x[index], (test.labels[index] if model.cfg.num_classes else None)
-    bernoulli = model.cfg.likelihood == "bernoulli"
-    device = next(model.parameters()).device
-    noise = torch.Generator().manual_seed(seed)
-    neg_elbo, neg_iwae = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, n, batch_size):
-            x = x_all[i:i + batch_size]                                      # (B, C, 32, 32)
-            if bernoulli:
-                x = 2 * binarize(((x + 1) / 2).clamp(0, 1), noise) - 1
-            x = x.to(device)
-            y = y_all[i:i + batch_size].to(device) if y_all is not None else None
-            decoder_output, mu, logvar = model(x, y, noise)
-            neg_elbo.append(-(model.log_likelihood(x, decoder_output) - kl_normal(mu, logvar)))  # (B,)
-            neg_iwae.append(-iwae_log_px(model, x, k, y, generator=noise, batch=max(1, 2000 // len(x))))
-    finally:
-        model.train(was_training)
-    what = ("bernoulli: nats of binarised test images" if bernoulli else
-            "gaussian: densities of grey test images, not comparable with binarised nats")
-    return {"test_neg_elbo": torch.cat(neg_elbo).mean().item(), "test_iwae": torch.cat(neg_iwae).mean().item(),
-            "test_images": n, "iwae_k": k, "test_likelihood": what}
 
 
 def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool = False,

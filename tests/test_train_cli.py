@@ -102,8 +102,8 @@ def test_vae_grid_decodes_the_fixed_noise_and_likelihood_is_reproducible():
     with torch.no_grad():
         expected = torch.sigmoid(vae.decode(run.fixed_z, run.fixed_labels)) * 2 - 1  # (100, 1, 32, 32)
     assert torch.equal(run.sample_grid(), expected)
-    a = train.evaluate_likelihood(vae, n_images=10, k=2)
-    b = train.evaluate_likelihood(vae, n_images=10, k=2)
+    a = evaluate.evaluate_likelihood(vae, n_images=10, k=2)
+    b = evaluate.evaluate_likelihood(vae, n_images=10, k=2)
     assert a == b and a["test_images"] == 10
 
 
