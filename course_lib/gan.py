@@ -106,7 +106,10 @@ def check_labels(labels: torch.Tensor | None, batch_size: int, num_classes: int)
 
 
 def check_images(x: torch.Tensor, cfg: DCGANConfig, name: str = "x") -> None:
-    """Raise a ValueError unless ``x`` is a float tensor of shape (B, img_channels, 32, 32), B >= 1."""
+    """Raise a ValueError unless ``x`` is a float tensor of shape (B, img_channels, 32, 32), B >= 1.
+
+    ``cfg`` is any config with ``img_channels`` and ``img_size`` (``course_lib.vae`` passes its VAEConfig).
+    """
     expected = f"(B, {cfg.img_channels}, {cfg.img_size}, {cfg.img_size})"
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")

@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.gan import balanced_labels, check_labels, sample_z
+from course_lib.gan import balanced_labels, check_images, check_labels, sample_z
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 MIN_X_LOGVAR = -6.0  # a learned Gaussian decoder's log-variance is clamped here (sigma >= 0.05)
@@ -107,16 +107,6 @@ class VAEConfig:
             raise ValueError(f"beta must be a finite number >= 0 (1: the ELBO), got {self.beta!r}")
 
 
-def _check_images(x: torch.Tensor, cfg: VAEConfig, name: str = "x") -> None:
-    expected = f"(B, {cfg.img_channels}, {cfg.img_size}, {cfg.img_size})"
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[0] == 0 or tuple(x.shape[1:]) != (cfg.img_channels, cfg.img_size, cfg.img_size):
-        raise ValueError(f"{name} must have shape {expected} with B >= 1, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor in [-1, 1], got dtype {x.dtype}")
-
-
 # ----------------------------------------------------------------------------------------------
 # Encoder q(z|x) and decoder p(x|z)
 # ----------------------------------------------------------------------------------------------
@@ -143,7 +133,7 @@ class Encoder(nn.Module):
         self.to_logvar = nn.Linear(4 * width * 4 * 4, cfg.latent_dim)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_images(x, self.cfg)
+        check_images(x, self.cfg)
         check_labels(labels, x.shape[0], self.cfg.num_classes)
         if self.cfg.num_classes:
             maps = F.one_hot(labels, self.cfg.num_classes).to(x.dtype)      # (B, K)
@@ -464,7 +454,7 @@ def vae_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, labe
     Returns:
         floats ``loss`` (-ELBO_beta), ``elbo`` (beta = 1), ``recon`` (-log p(x|z)), ``kl``, batch means in nats.
     """
-    _check_images(x, model.cfg)
+    check_images(x, model.cfg)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.device.type == "cuda" else nullcontext()
     with autocast:
         decoder_output, mu, logvar = model(x, labels, generator)
