@@ -2,13 +2,19 @@
 
 Usage::
 
-    python -m course_lib.sample DIR --n N --out FILE.npz [--seed S] [--device auto]
+    python -m course_lib.sample DIR --n N --out FILE.npz [--seed S] [--device auto] [--direction AB|BA]
 
 DIR is what ``python -m course_lib.train`` writes (or a shipped ``checkpoints/<model>/``): its
 ``generator.safetensors`` holds G's weights (for a VAE, the whole VAE's) and, in the metadata, how
 to rebuild it. The file written holds ``arr_0``, uint8 images of shape (N, 32, 32, C), and for a
 class-conditional model (cgan, cvae) ``labels`` (N,) int64, balanced across the classes (0, 1, ...,
 9, 0, 1, ...). A VAE's samples are its decoder's mean images for prior draws z ~ N(0, I).
+
+An image-to-image model translates held-out images instead of drawing noise: pix2pix the first N
+test inputs of its task (``inputs`` and ``targets`` are saved beside ``arr_0``, the outputs; see
+``course_lib.data.paired``), CycleGAN the first N test digits of the source domain of
+``--direction`` (AB: handwritten to printed, the default; BA: printed to handwritten), with their
+``labels``, so ``python -m course_lib.evaluate`` can read how many kept their identity.
 """
 
 from __future__ import annotations
@@ -23,12 +29,23 @@ import torch
 
 from course_lib.checkpoint import CheckpointError, atomic_write, load_weights
 from course_lib.device import get_device
+from course_lib.cyclegan import CycleGAN, CycleGANConfig
 from course_lib.gan import DCGANConfig, Generator
+from course_lib.pix2pix import Pix2PixConfig, UNet
 from course_lib.vae import VAE, VAEConfig
 from course_lib.viz import to_uint8
 
 GENERATOR = "generator.safetensors"  # the file train.py writes into a run directory
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's shipped checkpoints
+ARCHITECTURES = {  # model name in the metadata -> (config class, module class)
+    "dcgan": (DCGANConfig, Generator),
+    "cgan": (DCGANConfig, Generator),
+    "wgan_gp": (DCGANConfig, Generator),
+    "vae": (VAEConfig, VAE),
+    "cvae": (VAEConfig, VAE),
+    "pix2pix": (Pix2PixConfig, UNet),
+    "cyclegan": (CycleGANConfig, CycleGAN),
+}
 
 
 def shipped_checkpoint(name: str) -> Path:
@@ -45,12 +62,13 @@ def shipped_checkpoint(name: str) -> Path:
     return path
 
 
-def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Generator | VAE, dict]:
-    """Rebuild G (or a VAE, for model "vae" or "cvae") from a run directory, in eval mode on ``device``.
+def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild G (a VAE, pix2pix's U-Net, CycleGAN's pair) from a run directory, in eval mode on ``device``.
 
     Returns:
-        ``(model, config)``: a ``gan.Generator`` or a ``vae.VAE`` (sample it with ``vae.sample``, or
-        ``course_lib.train.generate`` for either), and the metadata dict: ``model``,
+        ``(model, config)``: a ``gan.Generator``, a ``vae.VAE`` (sample it with ``vae.sample``, or
+        ``course_lib.train.generate`` for either), a ``pix2pix.UNet`` or a ``cyclegan.CycleGAN``
+        (``course_lib.translate.translate`` runs either), and the metadata dict: ``model``,
         ``architecture``, ``train``.
 
     Raises:
@@ -61,9 +79,9 @@ def load_generator(directory: str | Path, device: str | torch.device = "cpu") ->
     if not path.is_file():
         raise CheckpointError(f"no {GENERATOR} in {directory}: pass a directory written by `python -m course_lib.train`")
     _, config = load_weights(path)
-    if config.get("model") not in ("dcgan", "cgan", "wgan_gp", "vae", "cvae"):
+    if config.get("model") not in ARCHITECTURES:
         raise CheckpointError(f"{path} describes model {config.get('model')!r}, which this version cannot sample")
-    config_class, model_class = (VAEConfig, VAE) if config["model"] in ("vae", "cvae") else (DCGANConfig, Generator)
+    config_class, model_class = ARCHITECTURES[config["model"]]
     architecture = config.get("architecture", {})
     unknown = sorted(set(architecture) - {f.name for f in dataclasses.fields(config_class)})
     if unknown:
@@ -89,6 +107,38 @@ def write_samples(model: Generator | VAE, n: int, out: str | Path, seed: int = 0
     return atomic_write(out, write)
 
 
+def write_translations(model: torch.nn.Module, config: dict, n: int, out: str | Path,
+                       direction: str = "AB") -> Path:
+    """Translate n held-out images with a pix2pix or CycleGAN model and save them as uint8 NHWC arrays."""
+    from course_lib.data.paired import paired_task, paste, show_input, unpaired_digits
+    from course_lib.translate import translate
+
+    if config["model"] == "pix2pix":
+        task = config["train"]["task"]
+        x, y = paired_task(task, "test", n=n)
+        arrays = {"inputs": show_input(task, x), "targets": y}
+        outputs = paste(task, x, translate(model, x))
+    else:
+        if direction not in ("AB", "BA"):
+            raise ValueError(f"direction must be 'AB' or 'BA', got {direction!r}")
+        a, b = unpaired_digits("test")
+        source = a if direction == "AB" else b
+        if n > len(source):
+            raise ValueError(f"n must be <= {len(source)}, the test digits of the source domain, got {n}")
+        arrays = {"inputs": source.x[:n]}
+        outputs = translate(model, source.x[:n], direction)
+    to_nhwc = lambda t: to_uint8(t).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    arrays = {k: to_nhwc(v) for k, v in arrays.items()}
+    if config["model"] == "cyclegan":
+        arrays["labels"] = source.labels[:n].numpy()
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, to_nhwc(outputs), **arrays)
+
+    return atomic_write(out, write)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.sample", description=__doc__.split("\n")[0])
     parser.add_argument("directory", type=Path, help="a run directory (python -m course_lib.train --out DIR)")
@@ -96,13 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     parser.add_argument("--seed", type=int, default=0, help="seed for the noise (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
+    parser.add_argument("--direction", choices=["AB", "BA"], default="AB",
+                        help="cyclegan: AB handwritten -> printed (default), BA printed -> handwritten")
     args = parser.parse_args(argv)
     if args.n < 1:
         print(f"error: --n must be >= 1, got {args.n}", file=sys.stderr)
         return 2
     try:
         model, config = load_generator(args.directory, get_device(args.device))
-        path = write_samples(model, args.n, args.out, args.seed)
+        if config["model"] in ("pix2pix", "cyclegan"):
+            path = write_translations(model, config, args.n, args.out, args.direction)
+        else:
+            path = write_samples(model, args.n, args.out, args.seed)
     except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,25 +4,34 @@ Usage::
 
     python -m course_lib.train {dcgan,cgan,wgan_gp,vae,cvae} --dataset mnist5k [--steps N | --minutes M]
         --out DIR [--seed S] [--device auto] [--resume]
+    python -m course_lib.train pix2pix --task {colorize,superres,inpaint,denoise,edges2digits} --out DIR ...
+    python -m course_lib.train cyclegan --out DIR ...
 
 The GANs are those of ``course_lib.gan``; ``vae`` and ``cvae`` (class-conditional) are the
-variational autoencoders of ``course_lib.vae``. DIR receives
+variational autoencoders of ``course_lib.vae``; ``pix2pix`` (``course_lib.pix2pix``) learns a
+paired task of ``course_lib.data.paired`` and ``cyclegan`` (``course_lib.cyclegan``) translates
+between handwritten (mnist5k) and printed digits (see ``course_lib.translate``). DIR receives
 
 - ``checkpoint.pt``: the whole run (models, optimisers, RNG states, batch position, history),
   rewritten atomically every ``--checkpoint-every`` steps; ``--resume`` continues from it and ends
   exactly where a straight run would have;
 - ``generator.safetensors``: the weights of G_ema (the moving average of G's weights, see
   ``course_lib.ema``; G itself with ``--ema-decay 0``), or of the whole VAE (a VAE keeps no
-  average), and the model config, what ``course_lib.sample`` reads;
+  average), pix2pix's U-Net or CycleGAN's two generators, and the model config, what
+  ``course_lib.sample`` reads;
 - ``samples.png``: a grid from fixed noise (for cgan and cvae one class per column; a VAE's are
-  decoded prior draws z ~ N(0, I));
+  decoded prior draws z ~ N(0, I)); for pix2pix rows of test inputs, outputs and targets, for
+  cyclegan rows of handwritten digits, their printed translations, printed digits and theirs;
 - ``metrics.json``: the course metrics of ``--eval-samples`` samples (see ``course_lib.evaluate``),
   with the step count, training seconds and throughput; for a VAE also ``test_neg_elbo`` and
-  ``test_iwae``, mean nats per test image (see ``course_lib.evaluate.evaluate_likelihood``);
+  ``test_iwae``, mean nats per test image (see ``course_lib.evaluate.evaluate_likelihood``); for
+  pix2pix PSNR / SSIM of the model and of the task's baseline on held-out pairs, for cyclegan the
+  identity kept in each direction and FD to the target domain (``course_lib.translate``);
 - ``config.json``: the `TrainConfig` of the run.
 
 A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update; for a
-VAE one update of encoder and decoder on a batch, dynamically binarised for the Bernoulli likelihood).
+VAE one update of encoder and decoder on a batch, dynamically binarised for the Bernoulli likelihood;
+for pix2pix one D and one G update; for cyclegan one update of both generators, then of both Ds).
 ``--minutes`` stops at a wall-clock budget instead (whichever of steps and minutes comes first);
 the time of earlier sessions of a resumed run counts towards it. The library functions
 (`TrainConfig`, `build_run`, `train`) do the work; ``main`` only turns flags into a config.
@@ -44,6 +53,7 @@ from torch import nn
 
 from course_lib.checkpoint import CheckpointError, atomic_write, read_checkpoint, save_weights
 from course_lib.data import ShuffledBatches, load_dataset
+from course_lib.data.paired import TASKS
 from course_lib.device import get_device, seed_everything
 from course_lib.augment import translate
 from course_lib.ema import ema_copy, ema_update_
@@ -51,11 +61,13 @@ from course_lib.evaluate import evaluate, evaluate_likelihood
 from course_lib.gan import DCGANConfig, Discriminator, Generator, balanced_labels, sample_z
 from course_lib.gan_steps import gan_step, wgan_gp_step
 from course_lib.training import TrainState, fit
+from course_lib.translate import GRID_PAIRS, build_cyclegan, build_pix2pix, evaluate_translation
 from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, sample, vae_step
 from course_lib.viz import save_images
 
-MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae")
-VAES = ("vae", "cvae")            # trained with vae_step; the others are GANs
+MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae", "pix2pix", "cyclegan")
+VAES = ("vae", "cvae")            # trained with vae_step
+TRANSLATION = ("pix2pix", "cyclegan")  # image-to-image: course_lib.translate builds and scores them
 CONDITIONAL = ("cgan", "cvae")    # need a labelled dataset
 CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG = (
     "checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json")
@@ -68,7 +80,7 @@ RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iw
 class TrainConfig:
     """Everything that defines a training run; stored in the checkpoint and in ``config.json``."""
 
-    model: str = "dcgan"              # dcgan, cgan (conditional, projection D), wgan_gp, vae or cvae (conditional VAE)
+    model: str = "dcgan"              # dcgan, cgan (conditional, projection D), wgan_gp, vae, cvae (conditional VAE), pix2pix or cyclegan
     dataset: str = "mnist5k"          # a built-in dataset of 32x32 images (course_lib.data.load_dataset)
     steps: int | None = 3000          # generator updates to reach (None: no limit, needs minutes)
     minutes: float | None = None      # optional wall-clock budget; the run ends at steps or minutes
@@ -90,6 +102,12 @@ class TrainConfig:
     likelihood: str = "bernoulli"     # vae / cvae: p(x|z), "bernoulli" (dynamically binarised images) or "gaussian" (grey)
     beta: float = 1.0                 # vae / cvae: weight of the KL term (beta-VAE; 1 is the ELBO)
     lr_vae: float = 1e-3              # vae / cvae: Adam learning rate of encoder and decoder (betas beta1, beta2)
+    task: str = "colorize"            # pix2pix: colorize, superres, inpaint, denoise or edges2digits (course_lib.data.paired)
+    lambda_l1: float = 100.0          # pix2pix: weight of the L1 term
+    lambda_cycle: float = 10.0        # cyclegan: weight of the cycle loss
+    lambda_identity: float = 0.5      # cyclegan: weight of the identity loss, relative to lambda_cycle (0: off)
+    pool_size: int = 50               # cyclegan: fakes kept in each history pool (0: off)
+    n_blocks: int = 3                 # cyclegan: residual blocks in each generator
     seed: int = 0                     # seeds initialisation, noise, binarisation and batch order
     eval_samples: int = 1000          # samples scored for metrics.json (0: skip the evaluation)
     eval_test_digits: int = 1000      # vae / cvae: test images for test_neg_elbo and test_iwae (0: skip them)
@@ -111,9 +129,19 @@ class TrainConfig:
             raise ValueError(f"loss must be 'bce' or 'hinge', got {self.loss!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if self.model in VAES and self.ema_decay:
-            raise ValueError(f"ema_decay must be 0 for model {self.model!r}: a VAE keeps no weight average "
+        if self.model in VAES + TRANSLATION and self.ema_decay:
+            raise ValueError(f"ema_decay must be 0 for model {self.model!r}: it keeps no weight average "
                              "(default_config sets 0)")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        expected = {"pix2pix": "mnist5k" if self.task == "edges2digits" else "photo_patches",
+                    "cyclegan": "mnist5k+printed_digits"}.get(self.model)
+        if expected and self.dataset != expected:
+            raise ValueError(f"dataset must be {expected!r} for model {self.model!r}"
+                             + (f" with task {self.task!r}" if self.model == "pix2pix" else "")
+                             + f" (the data come with the task), got {self.dataset!r}")
+        if not isinstance(self.pool_size, int) or self.pool_size < 0:
+            raise ValueError(f"pool_size must be an int >= 0, got {self.pool_size!r}")
         for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
@@ -137,6 +165,12 @@ def default_config(model: str, **overrides: Any) -> TrainConfig:
         base.update(lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9)
     if model in VAES:
         base.update(lr_vae=1e-3, beta1=0.9, beta2=0.999, ema_decay=0.0)
+    if model == "pix2pix":
+        base.update(batch_size=16, ema_decay=0.0, dataset="photo_patches")
+    if model == "cyclegan":
+        base.update(batch_size=8, base_channels=16, ema_decay=0.0, dataset="mnist5k+printed_digits")
+    if model == "pix2pix" and overrides.get("task") == "edges2digits":
+        base["dataset"] = "mnist5k"
     if overrides.get("minutes") is not None and overrides.get("steps") is None:
         base["steps"] = None  # a time budget alone
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -144,7 +178,7 @@ def default_config(model: str, **overrides: Any) -> TrainConfig:
 
 
 def model_config(cfg: TrainConfig, img_channels: int) -> DCGANConfig | VAEConfig:
-    """The architecture a run trains."""
+    """The architecture a GAN or VAE run trains (``course_lib.translate`` has pix2pix's and CycleGAN's)."""
     num_classes = 10 if cfg.model in CONDITIONAL else 0
     if cfg.model in VAES:
         return VAEConfig(
@@ -181,9 +215,13 @@ class Run:
     fixed_z: torch.Tensor                # (GRID_SIZE, z_dim or latent_dim) noise for samples.png
     fixed_labels: torch.Tensor | None    # (GRID_SIZE,) labels 0..9 repeated, for cgan and cvae
     sampler: nn.Module                   # G_ema (or G), or the VAE: what samples.png, metrics.json, generator.safetensors use
+    grid: Callable[[], torch.Tensor] | None = None  # pix2pix / cyclegan: the images of samples.png
+    grid_columns: int = 10               # images per row of samples.png
 
     def sample_grid(self) -> torch.Tensor:
         """The images of samples.png from the fixed noise: (GRID_SIZE, C, 32, 32) in [-1, 1]."""
+        if self.grid is not None:  # image-to-image: fixed test inputs instead of fixed noise
+            return self.grid()
         if isinstance(self.sampler, VAE):  # vae.sample redraws fixed_z from its seed, maps the decoder's mean to [-1, 1]
             monitor = torch.Generator().manual_seed(self.cfg.seed + 1)
             return sample(self.sampler, GRID_SIZE, self.fixed_labels, generator=monitor)
@@ -193,6 +231,8 @@ class Run:
 def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, models, optimisers, batch sampler and step function of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
+    if cfg.model in TRANSLATION:
+        return _translation_run(cfg, device)
     data = load_dataset(cfg.dataset, "train")
     if data.x.dim() != 4 or tuple(data.x.shape[2:]) != (32, 32):
         raise ValueError(f"dataset {cfg.dataset!r} must hold 32x32 images, got shape {tuple(data.x.shape)}")
@@ -260,13 +300,21 @@ def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     return Run(cfg, model_cfg, state, step, fixed_z, fixed_labels, sampler)
 
 
+def _translation_run(cfg: TrainConfig, device: torch.device) -> Run:
+    generator = seed_everything(cfg.seed)
+    built = (build_pix2pix if cfg.model == "pix2pix" else build_cyclegan)(cfg, generator, device)
+    state = TrainState(models=built.models, optimizers=built.optimizers, generator=generator, batches=built.batches,
+                       config=dataclasses.asdict(cfg))
+    return Run(cfg, built.model_cfg, state, built.step, torch.zeros(0), None, built.sampler,
+               grid=built.grid, grid_columns=GRID_PAIRS)
+
+
 # ----------------------------------------------------------------------------------------------
 # Training and writing the results
 # ----------------------------------------------------------------------------------------------
 
-def save_generator(path: str | Path, model: Generator | VAE, model_cfg: DCGANConfig | VAEConfig,
-                   cfg: TrainConfig) -> Path:
-    """G's or the VAE's weights as safetensors; the metadata says how to rebuild it (``sample.load_generator``)."""
+def save_generator(path: str | Path, model: nn.Module, model_cfg: Any, cfg: TrainConfig) -> Path:
+    """G's (the VAE's, the CycleGAN pair's) weights as safetensors; the metadata says how to rebuild it (``sample.load_generator``)."""
     config = {"model": cfg.model, "architecture": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(cfg)}
     return save_weights(path, model, config=config)
 
@@ -349,17 +397,20 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
     save_generator(out / GENERATOR, run.sampler, run.model_cfg, cfg)
-    save_images(run.state.grids[-1][1], out / SAMPLES, nrow=10)
-    images_per_step = cfg.batch_size * (cfg.n_critic if cfg.model == "wgan_gp" else 1)
+    save_images(run.state.grids[-1][1], out / SAMPLES, nrow=run.grid_columns)
+    images_per_step = cfg.batch_size * {"wgan_gp": cfg.n_critic, "cyclegan": 2}.get(cfg.model, 1)  # cyclegan: a batch per domain
     result: dict[str, Any] = {
         "model": cfg.model,
         "dataset": cfg.dataset,
+        **({"task": cfg.task} if cfg.model == "pix2pix" else {}),
         "steps": run.state.step,
         "train_seconds": round(seconds, 1),
         "images_per_second": round((run.state.step - steps_before) * images_per_step / max(session, 1e-9), 1),
         "device": str(device),
     }
-    if cfg.eval_samples:
+    if cfg.eval_samples and cfg.model in TRANSLATION:
+        result.update(evaluate_translation(run.sampler, cfg))
+    elif cfg.eval_samples:
         result["eval_samples"] = cfg.eval_samples
         result.update(evaluate_generator(run.sampler, cfg.eval_samples, seed=cfg.seed))
     if cfg.model in VAES and cfg.eval_test_digits:
@@ -371,7 +422,7 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
     parser.add_argument("model", choices=MODELS, help="which model to train")
-    parser.add_argument("--dataset", default="mnist5k", help="built-in dataset of 32x32 images (default mnist5k)")
+    parser.add_argument("--dataset", help="GANs and VAEs: built-in dataset of 32x32 images (default mnist5k)")
     parser.add_argument("--steps", type=int, help="generator updates to reach (default 3000, or none with --minutes)")
     parser.add_argument("--minutes", type=float, help="wall-clock budget in minutes (stops at steps or minutes)")
     parser.add_argument("--out", type=Path, required=True, help="directory for checkpoint, samples and metrics")
@@ -392,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--likelihood", choices=LIKELIHOODS, help="vae/cvae: p(x|z) (default bernoulli)")
     parser.add_argument("--beta", type=float, help="vae/cvae: weight of the KL term (default 1: the ELBO)")
     parser.add_argument("--lr-vae", type=float, help="vae/cvae: learning rate (default 1e-3)")
+    parser.add_argument("--task", choices=TASKS, help="pix2pix: the paired task (default colorize)")
+    parser.add_argument("--lambda-l1", type=float, help="pix2pix: weight of the L1 term (default 100)")
+    parser.add_argument("--lambda-cycle", type=float, help="cyclegan: weight of the cycle loss (default 10)")
+    parser.add_argument("--lambda-identity", type=float, help="cyclegan: identity loss weight relative to the cycle's (default 0.5)")
+    parser.add_argument("--pool-size", type=int, help="cyclegan: fakes in each history pool (default 50; 0: off)")
+    parser.add_argument("--n-blocks", type=int, help="cyclegan: residual blocks per generator (default 3)")
     parser.add_argument("--eval-samples", type=int, help="samples scored for metrics.json (default 1000; 0 skips)")
     parser.add_argument("--eval-test-digits", type=int, help="vae/cvae: test images for the likelihood (default 1000; 0 skips)")
     parser.add_argument("--iwae-k", type=int, help="vae/cvae: importance samples of test_iwae (default 100)")

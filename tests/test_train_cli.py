@@ -1,5 +1,6 @@
 """The train and sample CLIs end to end on tiny models: files, resumption, refusals, evaluation."""
 
+import functools
 import json
 import math
 
@@ -144,3 +145,193 @@ def test_minutes_count_across_resumed_sessions(tmp_path):
     assert run_train("dcgan", out, "--minutes", "0.01", "--resume") == 0  # a larger budget continues the run
     third = json.loads((out / "metrics.json").read_text())
     assert third["steps"] > second["steps"] and third["train_seconds"] > second["train_seconds"]
+
+
+# ---- image-to-image models: pix2pix and cyclegan ---------------------------------------------
+
+TINY_TRANSLATION = ["--base-channels", "8", "--batch-size", "4"]
+
+
+@functools.lru_cache(maxsize=None)
+def _unpaired_digits_once(split: str = "train", seed: int = 0):
+    from course_lib.data.paired import unpaired_digits
+
+    return unpaired_digits(split, seed)
+
+
+@pytest.fixture
+def digits_once(monkeypatch):
+    """CycleGAN runs render the 4,000 printed training digits on every build (seconds each):
+    render them once for this module. The data are deterministic and never modified in place."""
+    import course_lib.translate
+
+    monkeypatch.setattr(course_lib.translate, "unpaired_digits", _unpaired_digits_once)
+
+
+def run_translation(model, out, *extra):
+    return train.main([model, "--out", str(out), *TINY_TRANSLATION, *extra])
+
+
+def _checkpoint_models(directory):
+    from course_lib.checkpoint import read_checkpoint
+
+    return read_checkpoint(directory / "checkpoint.pt")["models"]
+
+
+def _assert_same_tensors(a: dict, b: dict, where: str) -> None:
+    assert a.keys() == b.keys(), where
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{where}: {key}"
+
+
+def _grid_size(rows: int, channels: int) -> tuple[int, int]:
+    from course_lib.viz import image_grid
+
+    grid = image_grid(torch.zeros(rows * 8, channels, 32, 32), 8)  # GRID_PAIRS = 8 images per row
+    return grid.shape[2], grid.shape[1]  # PIL's (width, height)
+
+
+def test_pix2pix_train_then_sample(tmp_path, capsys):
+    from PIL import Image
+
+    from course_lib.data.paired import paired_task, paste, show_input
+    from course_lib.pix2pix import UNet
+    from course_lib.translate import translate
+    from course_lib.viz import to_uint8
+
+    out = tmp_path / "pix2pix"
+    assert run_translation("pix2pix", out, "--task", "inpaint", "--steps", "4", "--eval-samples", "20") == 0
+    for name in ("checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "pix2pix" and metrics["task"] == "inpaint" and metrics["steps"] == 4
+    assert metrics["dataset"] == "photo_patches" and metrics["test_pairs"] == 20
+    assert {"psnr", "ssim", "baseline_psnr", "baseline_ssim"} <= set(metrics)
+    assert all(math.isfinite(metrics[k]) for k in ("psnr", "ssim", "baseline_psnr", "baseline_ssim"))
+    assert 10 < metrics["baseline_psnr"] < 40 and 0 < metrics["baseline_ssim"] <= 1
+    assert "fd" not in metrics and "class_accuracy" not in metrics  # only for edges2digits
+    with Image.open(out / "samples.png") as grid:
+        assert grid.size == _grid_size(3, 3)  # rows: inputs, outputs, targets
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "inpaint" and config["ema_decay"] == 0.0
+
+    G, meta = sample.load_generator(out)
+    assert isinstance(G, UNet) and not G.training and meta["model"] == "pix2pix"
+    assert (G.cfg.in_channels, G.cfg.out_channels, G.cfg.base_channels) == (4, 3, 8)
+    capsys.readouterr()
+
+    npz = tmp_path / "pix2pix.npz"
+    assert sample.main([str(out), "--n", "6", "--out", str(npz)]) == 0
+    x, y = paired_task("inpaint", "test", n=6)
+    with np.load(npz) as data:
+        assert set(data.files) == {"arr_0", "inputs", "targets"}
+        for key in data.files:
+            assert data[key].shape == (6, 32, 32, 3) and data[key].dtype == np.uint8, key
+        nhwc = lambda t: to_uint8(t).permute(0, 2, 3, 1).numpy()  # noqa: E731
+        np.testing.assert_array_equal(data["targets"], nhwc(y))
+        np.testing.assert_array_equal(data["inputs"], nhwc(show_input("inpaint", x)))
+        np.testing.assert_array_equal(data["arr_0"], nhwc(paste("inpaint", x, translate(G, x))))  # G's hole in the visible pixels
+
+
+def test_pix2pix_dataset_must_match_the_task(tmp_path, capsys):
+    assert run_translation("pix2pix", tmp_path / "a", "--task", "colorize", "--dataset", "mnist5k", "--steps", "1") == 2
+    assert "dataset must be 'photo_patches' for model 'pix2pix' with task 'colorize'" in capsys.readouterr().err
+    assert run_translation("pix2pix", tmp_path / "b", "--task", "edges2digits", "--dataset", "photo_patches",
+                           "--steps", "1") == 2
+    assert "dataset must be 'mnist5k'" in capsys.readouterr().err
+    assert run_translation("cyclegan", tmp_path / "c", "--dataset", "mnist5k", "--steps", "1") == 2
+    assert "mnist5k+printed_digits" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cyclegan_train_then_sample_both_directions(tmp_path, capsys, digits_once):
+    from PIL import Image
+
+    from course_lib.cyclegan import CycleGAN
+    from course_lib.data.paired import unpaired_digits
+
+    out = tmp_path / "cyclegan"
+    assert run_translation("cyclegan", out, "--steps", "3", "--eval-samples", "20", "--n-blocks", "1") == 0
+    for name in ("checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "cyclegan" and metrics["steps"] == 3 and metrics["test_images"] == 20
+    keys = ("identity_ab", "identity_ba", "source_acc_a", "source_acc_b", "fd_ab", "fd_ba", "fd_a_to_b",
+            "cycle_a", "cycle_b")
+    assert set(keys) <= set(metrics) and all(math.isfinite(metrics[k]) for k in keys)
+    assert metrics["source_acc_a"] > 0.8 and metrics["source_acc_b"] > 0.8  # the classifier reads both domains
+    with Image.open(out / "samples.png") as grid:
+        assert grid.size == _grid_size(4, 1)  # rows: a, G_AB(a), b, G_BA(b)
+    pair, meta = sample.load_generator(out)
+    assert isinstance(pair, CycleGAN) and not pair.training and pair.cfg.n_blocks == 1
+    capsys.readouterr()
+
+    a, b = unpaired_digits("test")
+    outputs = {}
+    for direction, source in (("AB", a), ("BA", b)):
+        npz = tmp_path / f"cyclegan_{direction}.npz"
+        assert sample.main([str(out), "--n", "12", "--out", str(npz), "--direction", direction]) == 0
+        with np.load(npz) as data:
+            assert {"arr_0", "labels"} <= set(data.files)
+            assert data["arr_0"].shape == (12, 32, 32, 1) and data["arr_0"].dtype == np.uint8
+            np.testing.assert_array_equal(data["labels"], source.labels[:12].numpy())
+            outputs[direction] = data["arr_0"]
+    assert not np.array_equal(outputs["AB"], outputs["BA"])
+    assert evaluate.main([str(tmp_path / "cyclegan_AB.npz"), "--json"]) == 0  # the labels give class accuracy
+    assert "class_accuracy" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sample.main([str(out), "--n", "1001", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "n must be <= 1000" in capsys.readouterr().err
+
+
+def test_resumed_pix2pix_run_equals_a_straight_run(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ("--task", "inpaint", "--eval-samples", "0", "--checkpoint-every", "2")
+    assert run_translation("pix2pix", straight, "--steps", "4", *common) == 0
+    assert run_translation("pix2pix", resumed, "--steps", "2", *common) == 0  # "interrupted" at step 2
+    assert run_translation("pix2pix", resumed, "--steps", "4", "--resume", *common) == 0
+    _assert_same_tensors(load_file(str(straight / "generator.safetensors")),
+                         load_file(str(resumed / "generator.safetensors")), "generator")
+    first, second = _checkpoint_models(straight), _checkpoint_models(resumed)
+    assert set(first) == {"G", "D"}
+    for name in first:
+        _assert_same_tensors(first[name], second[name], name)
+    assert json.loads((resumed / "metrics.json").read_text())["steps"] == 4
+
+
+def test_resumed_cyclegan_run_equals_a_straight_run_pools_included(tmp_path, capsys, digits_once):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    # pools of 4 with batches of 4: full after the first step, so later steps draw coin flips and slots
+    common = ("--n-blocks", "1", "--pool-size", "4", "--eval-samples", "0", "--checkpoint-every", "2")
+    assert run_translation("cyclegan", straight, "--steps", "4", *common) == 0
+    assert run_translation("cyclegan", resumed, "--steps", "2", *common) == 0
+    assert run_translation("cyclegan", resumed, "--steps", "4", "--resume", *common) == 0
+    _assert_same_tensors(load_file(str(straight / "generator.safetensors")),
+                         load_file(str(resumed / "generator.safetensors")), "generator")
+    first, second = _checkpoint_models(straight), _checkpoint_models(resumed)
+    assert set(first) == {"G", "D", "pool_a", "pool_b"}
+    for name in first:
+        _assert_same_tensors(first[name], second[name], name)
+    assert int(first["pool_a"]["count"]) == 4 and first["pool_a"]["images"].abs().sum() > 0
+    assert run_translation("cyclegan", resumed, "--steps", "5", "--resume", "--pool-size", "8",
+                           *common[:2], *common[4:]) == 2  # a different pool is a different run
+    assert "pool_size=4" in capsys.readouterr().err
+
+
+def test_first_n_test_pairs_do_not_depend_on_n():
+    """``sample`` writes "the first N test inputs" and metrics.json scores the first eval_samples:
+    the same pairs whatever N is (patch positions, masks and noise are drawn in order)."""
+    from course_lib.data.paired import TASKS, paired_task
+
+    for task in TASKS:
+        x_few, y_few = paired_task(task, "test", n=5)
+        x_all, y_all = paired_task(task, "test")
+        assert torch.equal(x_few, x_all[:5]) and torch.equal(y_few, y_all[:5]), task
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+def test_translation_runs_use_the_d_learning_rate(model, digits_once):
+    """--lr-d reaches D's optimiser for pix2pix and cyclegan (it once used lr_g for both)."""
+    cfg = train.default_config(model, base_channels=8, batch_size=4, steps=1, lr_g=3e-4, lr_d=1e-5, n_blocks=1)
+    run = train.build_run(cfg)
+    assert run.state.optimizers["G"].param_groups[0]["lr"] == 3e-4
+    assert run.state.optimizers["D"].param_groups[0]["lr"] == 1e-5, "--lr-d is ignored: D trains at lr_g"

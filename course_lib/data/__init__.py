@@ -23,6 +23,10 @@ Online (torchvision; `root` and `download` arguments): ``mnist``, ``fashion_mnis
 ``cifar10``, and ``image_folder`` (your own images). Without the files and without a network they
 raise `DatasetUnavailableError`.
 
+Image-to-image data (``course_lib.data.paired``): the paired tasks of pix2pix built from these
+(colorize, superres, inpaint, denoise on photo patches, edges2digits on mnist5k), CycleGAN's
+unpaired handwritten and printed digits, and loaders for any folder of images or of pairs.
+
 Use a loader directly (``mnist5k("test")``) or by name (``load_dataset("mnist5k", "test")``).
 `ShuffledBatches` turns a tensor into endless, exactly resumable mini-batches.
 """

@@ -11,7 +11,9 @@ Split without overlap: the right-most 20% of every photo's width (`TEST_FRACTION
 for "test"; "train" patches come from the remaining left 80%. A train patch therefore ends at or
 before the column where every test patch starts, so no pixel appears in both splits. Crops are at
 the photo's native resolution (no resizing), so the largest patch side is the narrowest test
-strip (chelsea: 451 px wide -> 90 px).
+strip (chelsea: 451 px wide -> 90 px). With ``scale`` < 1 every photo is first shrunk (bilinear
+resampling with antialiasing), so a patch of the same side covers more of the scene: at ``scale=0.5`` a 32x32 patch
+shows an eye or a letter rather than a patch of skin; the largest side is then 45.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "china"
 TEST_FRACTION = 0.2  # the right-most 20% of each photo's width is the test strip
 
 
-@functools.lru_cache(maxsize=1)
-def _photos() -> tuple[torch.Tensor, ...]:
-    """Load every photo once per process as a (3, H, W) uint8 tensor, in `PHOTO_NAMES` order."""
+@functools.lru_cache(maxsize=4)
+def _photos(scale: float = 1.0) -> tuple[torch.Tensor, ...]:
+    """Load every photo once per process as a (3, H, W) uint8 tensor, in `PHOTO_NAMES` order, resized by `scale`."""
+    if scale != 1.0:
+        resized = []
+        for photo in _photos(1.0):
+            small = torch.nn.functional.interpolate(photo[None].float(), scale_factor=scale, mode="bilinear",
+                                                    antialias=True)  # (1, 3, H * scale, W * scale)
+            resized.append(small[0].round().clamp(0, 255).to(torch.uint8))
+        return tuple(resized)
     import matplotlib.cbook
     import skimage.data
     from PIL import Image
@@ -68,14 +77,17 @@ def _regions(photos: tuple[torch.Tensor, ...], split: str) -> list[tuple[int, in
     return regions
 
 
-def max_patch_size() -> int:
-    """The largest `size` `photo_patches` accepts: the smallest region side over photos and splits."""
-    photos = _photos()
+def max_patch_size(scale: float = 1.0) -> int:
+    """The largest `size` `photo_patches` accepts at `scale`: the smallest region side over photos and splits."""
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1:
+        raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
+    photos = _photos(float(scale))
     return min(min(h, right - left) for s in ("train", "test")
                for h, left, right in _regions(photos, s))
 
 
-def photo_patches(split: str = "train", size: int = 32, n: int = 1000, seed: int = 0) -> TensorData:
+def photo_patches(split: str = "train", size: int = 32, n: int = 1000, seed: int = 0,
+                  scale: float = 1.0) -> TensorData:
     """Random RGB crops of the offline photos, with a spatial train/test split that never overlaps.
 
     Patches cycle through the photos (patch i comes from photo i % 8), so every photo is equally
@@ -84,9 +96,11 @@ def photo_patches(split: str = "train", size: int = 32, n: int = 1000, seed: int
     Args:
         split: "train" (crops from the left 80% of each photo's width) or "test" (crops from the
             right-most 20%).
-        size: patch side in pixels, in [2, max_patch_size()] (90 with the current photos).
+        size: patch side in pixels, in [2, max_patch_size(scale)] (90 with the current photos at
+            scale 1, 45 at scale 0.5).
         n: number of patches, >= 1.
         seed: non-negative int; with the split it fixes every crop position.
+        scale: shrink every photo by this factor in (0, 1] first (0.5: half the width and height).
 
     Returns:
         TensorData with x (n, 3, size, size) float32 in [-1, 1], labels (n,) int64 index of the
@@ -96,10 +110,13 @@ def photo_patches(split: str = "train", size: int = 32, n: int = 1000, seed: int
     """
     check_split(split)
     n = check_int("n", n, 1)
-    photos = _photos()
-    size, limit = check_int("size", size, 2), max_patch_size()
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 < scale <= 1:
+        raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
+    scale = float(scale)
+    photos = _photos(scale)
+    size, limit = check_int("size", size, 2), max_patch_size(scale)
     if size > limit:
-        raise ValueError(f"size must be <= {limit}, the side of the smallest photo region (the "
+        raise ValueError(f"size must be <= {limit} at scale {scale}, the side of the smallest photo region (the "
                          f"test strips are the right-most 20% of each photo), got {size}")
     regions = _regions(photos, split)
     generator = torch.Generator().manual_seed(split_seed(seed, split, salt=2))
@@ -118,6 +135,6 @@ def photo_patches(split: str = "train", size: int = 32, n: int = 1000, seed: int
         labels=labels,
         name="photo_patches",
         classes=list(PHOTO_NAMES),
-        info={"split": split, "seed": seed, "photo_names": list(PHOTO_NAMES), "boxes": boxes,
+        info={"split": split, "seed": seed, "scale": scale, "photo_names": list(PHOTO_NAMES), "boxes": boxes,
               "test_left": [left for _, left, _ in _regions(photos, "test")]},
     )
