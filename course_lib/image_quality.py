@@ -72,10 +72,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window_size: int = 11, sigma: float =
     if min(a.shape[2:]) < window_size:
         raise ValueError(f"images must be at least {window_size}x{window_size} for SSIM, got {tuple(a.shape[2:])}")
     c = a.shape[1]
-    window = gaussian_window(window_size, sigma).expand(c, 1, window_size, window_size)  # one per channel
+    g = gaussian_window(window_size, sigma).sum(0)  # (ws,) the 1-D Gaussian: the 2-D window is its outer product
+    rows, cols = g.view(1, 1, -1, 1).expand(c, 1, -1, 1), g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
 
-    def blur(t: torch.Tensor) -> torch.Tensor:  # local weighted mean, only where the window fits
-        return F.conv2d(t, window, groups=c)    # (B, C, H - ws + 1, W - ws + 1)
+    def blur(t: torch.Tensor) -> torch.Tensor:  # local weighted mean, only where the window fits (separable)
+        return F.conv2d(F.conv2d(t, rows, groups=c), cols, groups=c)  # (B, C, H - ws + 1, W - ws + 1)
 
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a ** 2

@@ -42,7 +42,8 @@ SHIPPED = {
     **{f"pix2pix_{task}": {"model": "pix2pix", "task": task, "steps": 3000, "lambda_l1": 1e4}
        for task in ("denoise", "inpaint", "superres", "colorize")},
     "pix2pix_edges2digits": {"model": "pix2pix", "task": "edges2digits", "steps": 2000},  # the paper's lambda_l1 = 100
-    "cyclegan": {"model": "cyclegan", "steps": 5000},
+    # identity kept drifts down with longer training (A->B / B->A: 92% / 88% after 1,000 steps, 77% / 81% after 5,000)
+    "cyclegan": {"model": "cyclegan", "steps": 2000},
 }
 
 
@@ -55,6 +56,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown checkpoint(s) {sorted(unknown)}; choose from {list(SHIPPED)}")
     torch.set_num_threads(args.threads)
+    failed: list[str] = []
     for name in args.names:
         settings = dict(SHIPPED[name])
         cfg = default_config(settings.pop("model"), **settings)
@@ -64,15 +66,19 @@ def main() -> int:
             result = train(cfg, Path(tmp) / name, device="cpu")
             (Path(tmp) / name / CHECKPOINT).unlink()
             size = sum(f.stat().st_size for f in (Path(tmp) / name).iterdir())
-            if size > MAX_BYTES:
-                print(f"{name}: {size / 1e6:.1f} MB is over the {MAX_BYTES / 1e6:.0f} MB limit", file=sys.stderr)
-                return 1
+            if size > MAX_BYTES:  # keep the trained run for inspection, go on with the others
+                kept = Path(tempfile.mkdtemp(prefix=f"{name}_"))  # in the system temp directory
+                shutil.move(str(Path(tmp) / name), kept)
+                print(f"{name}: {size / 1e6:.1f} MB is over the {MAX_BYTES / 1e6:.0f} MB limit; not shipped, "
+                      f"the run is in {kept}", file=sys.stderr)
+                failed.append(name)
+                continue
             if target.exists():
                 shutil.rmtree(target)
             shutil.move(str(Path(tmp) / name), target)
         print(f"{name}: {time.perf_counter() - start:.0f} s, {size / 1e6:.2f} MB")
         print(json.dumps(result, indent=2))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.data import photo_patches
+from course_lib.data import mnist5k, photo_patches
 from course_lib.data.paired import (
     HOLE_FRACTION,
     LUMA,
@@ -180,15 +180,18 @@ def test_hole_masks_have_exactly_one_square_per_image(size):
     assert torch.equal(masks, hole_masks(300, size, torch.Generator().manual_seed(0)))
 
 
-def test_inpaint_input_hides_the_hole_and_carries_the_mask():
+def test_inpaint_input_fills_the_hole_with_the_visible_mean_and_carries_the_mask():
     y = _targets("inpaint", n=8)
     x = degrade("inpaint", y, torch.Generator().manual_seed(2))
     mask = (x[:, 3:] + 1) / 2  # (8, 1, 32, 32) in {0, 1}
     assert set(x[:, 3].unique().tolist()) == {-1.0, 1.0}
     assert torch.all(mask.sum((1, 2, 3)) == 12 * 12)
     hole = mask.bool().expand(-1, 3, -1, -1)
-    assert torch.all(x[:, :3][hole] == 0)  # hidden pixels shown as mid grey
     assert torch.equal(x[:, :3][~hole], y[~hole])
+    for i in range(8):  # the hidden pixels hold the mean colour of the visible ones
+        for c in range(3):
+            visible_mean = y[i, c][~hole[i, c]].double().mean().item()
+            torch.testing.assert_close(x[i, c][hole[i, c]], torch.full((144,), visible_mean), rtol=0, atol=1e-5)
     assert torch.equal(show_input("inpaint", x), x[:, :3])
     assert not torch.equal(x, degrade("inpaint", y, torch.Generator().manual_seed(3)))  # fresh masks
 
@@ -366,3 +369,16 @@ def test_max_patch_size_at_half_scale_and_bad_scales():
     for bad in (0, -0.5, 1.5, True, "0.5", None):
         with pytest.raises(ValueError, match="scale must be a number in"):
             photo_patches(size=8, n=2, scale=bad)
+
+
+def test_digit_subsets_are_balanced_over_the_classes():
+    """mnist5k's splits are sorted by class: a prefix of n digits must still hold every class (n // 10 of each)."""
+    from course_lib.data.paired import digit_subset, interleave_classes
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    assert interleave_classes(labels).tolist() == [0, 3, 5, 1, 4, 2]  # 0, 1, 2, 0, 1, 0
+    x, y = digit_subset("test", 30)
+    assert x.shape == (30, 1, 32, 32) and torch.bincount(y, minlength=10).tolist() == [3] * 10
+    full_x, full_y = digit_subset("test")
+    assert len(full_x) == 1000 and torch.equal(full_y, mnist5k("test").labels)  # None: all, as stored
+    assert torch.equal(task_targets("edges2digits", "test", n=30), x)  # the targets edges2digits scores

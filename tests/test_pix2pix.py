@@ -396,3 +396,16 @@ def test_img_size_must_be_divisible_by_two_to_the_depth():
         Pix2PixConfig(img_size=48, depth=5)
     assert Pix2PixConfig(img_size=48, depth=4).img_size == 48
     assert Pix2PixConfig().in_channels == 1 and Pix2PixConfig().norm == "batch"
+
+
+def test_the_cli_builds_residual_dropout_free_u_nets_for_the_photo_tasks():
+    """Photo tasks restore their input: a global residual and no dropout (its variance shift before the next batch
+    norm cost 0.8 dB at evaluation); edges2digits keeps pix2pix's dropout and has no residual (edges are not digits)."""
+    from course_lib.train import default_config
+    from course_lib.translate import pix2pix_config
+
+    for task in ("colorize", "superres", "inpaint", "denoise"):
+        cfg = pix2pix_config(default_config("pix2pix", task=task))
+        assert cfg.residual and cfg.dropout == 0.0 and cfg.max_mult == 2
+    cfg = pix2pix_config(default_config("pix2pix", task="edges2digits"))
+    assert not cfg.residual and cfg.dropout == 0.5 and (cfg.in_channels, cfg.out_channels) == (1, 1)

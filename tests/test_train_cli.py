@@ -319,13 +319,20 @@ def test_resumed_cyclegan_run_equals_a_straight_run_pools_included(tmp_path, cap
 
 def test_first_n_test_pairs_do_not_depend_on_n():
     """``sample`` writes "the first N test inputs" and metrics.json scores the first eval_samples:
-    the same pairs whatever N is (patch positions, masks and noise are drawn in order)."""
-    from course_lib.data.paired import TASKS, paired_task
+    the same pairs whatever N is (patch positions, masks and noise are drawn in order). The digits of
+    edges2digits are taken class-balanced (0, 1, ..., 9, 0, ...) from the class-sorted mnist5k test split."""
+    from course_lib.data.paired import PHOTO_TASKS, interleave_classes, paired_task
+    from course_lib.data import mnist5k
 
-    for task in TASKS:
+    for task in PHOTO_TASKS:
         x_few, y_few = paired_task(task, "test", n=5)
         x_all, y_all = paired_task(task, "test")
         assert torch.equal(x_few, x_all[:5]) and torch.equal(y_few, y_all[:5]), task
+    x_few, y_few = paired_task("edges2digits", "test", n=20)
+    x_more, y_more = paired_task("edges2digits", "test", n=50)
+    x_all, y_all = paired_task("edges2digits", "test")  # all 1,000, in the stored order
+    first = interleave_classes(mnist5k("test").labels)[:20]
+    assert torch.equal(x_few, x_more[:20]) and torch.equal(y_few, y_all[first]) and torch.equal(x_few, x_all[first])
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])

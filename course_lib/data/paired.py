@@ -9,14 +9,18 @@ task              target y                    input x                 classical 
 ``colorize``      photo patch* (3, S, S)       its luma (1, S, S)      the grey image as RGB
 ``superres``      photo patch (3, S, S)       4x box-downsampled,     bicubic upsampling (the input
                                               bicubic-upsampled back  itself)
-``inpaint``       photo patch (3, S, S)       photo with a hidden     fill the hole with the visible
-                                              square + the mask (4)   pixels' mean colour
+``inpaint``       photo patch (3, S, S)       photo with a square     fill the hole with the visible
+                                              filled with the mean    pixels' mean colour (the input
+                                              colour + the mask (4)   itself)
 ``denoise``       photo patch (3, S, S)       + Gaussian noise,       Gaussian blur (sigma 1)
                                               sigma 0.2 on [0, 1]
 ``edges2digits``  mnist5k digit (1, 32, 32)   its Sobel edge map      the edge map itself
 ================  ==========================  ======================  ===================================
 
 (* crops of the offline photos shrunk to half size, ``photo_patches(..., scale=0.5)``.)
+
+For superres and inpaint the input already *is* the classical answer (with the mask beside it),
+and the U-Net learns a correction of it (``Pix2PixConfig.residual``).
 
 ``degrade(task, y, generator)`` draws fresh masks and noise for every training batch;
 ``paired_task(task, split)`` fixes them for a split, so test pairs are the same in every run.
@@ -136,7 +140,9 @@ def degrade(task: str, y: torch.Tensor, generator: torch.Generator | None = None
         return downsample_upsample(y)
     if task == "inpaint":
         mask = hole_masks(y.shape[0], y.shape[-1], generator).to(y.device, y.dtype)  # (B, 1, S, S)
-        return torch.cat([y * (1 - mask), 2 * mask - 1], dim=1)  # hole shown as 0 (mid grey); mask channel in {-1, 1}
+        visible = 1 - mask
+        mean = (y * visible).sum((2, 3), keepdim=True) / visible.sum((2, 3), keepdim=True)  # (B, 3, 1, 1)
+        return torch.cat([y * visible + mean * mask, 2 * mask - 1], dim=1)  # hole filled with the visible mean colour
     if task == "denoise":
         noise = torch.randn(y.shape, generator=generator).to(y.device, y.dtype)
         return (y + 2 * NOISE_SIGMA * noise).clamp(-1, 1)  # sigma on [0, 1] is 2 sigma on [-1, 1]
@@ -157,10 +163,7 @@ def baseline(task: str, x: torch.Tensor) -> torch.Tensor:
     if task == "superres":
         return x.clone()  # the input is already the bicubic upsampling
     if task == "inpaint":
-        image, mask = x[:, :3], (x[:, 3:] + 1) / 2         # (B, 3, S, S), (B, 1, S, S) in {0, 1}
-        visible = 1 - mask
-        mean = (image * visible).sum((2, 3), keepdim=True) / visible.sum((2, 3), keepdim=True)  # (B, 3, 1, 1)
-        return image * visible + mean * mask
+        return x[:, :3].clone()  # the input's hole already holds the visible pixels' mean colour
     if task == "denoise":
         return gaussian_blur(x, kernel_size=5, sigma=1.0)
     return x.clone() if spec.out_channels == x.shape[1] else x[:, :1].clone()
@@ -191,15 +194,33 @@ def show_input(task: str, x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 def task_targets(task: str, split: str = "train", n: int | None = None, seed: int = 0, size: int = 32) -> torch.Tensor:
-    """Clean targets y of a task: photo patches (n of them, default 10,000 train / 500 test) or mnist5k digits."""
+    """Clean targets y of a task: photo patches (n of them, default 10,000 train / 500 test) or mnist5k digits
+    (all of the split, or n balanced over the classes, see ``digit_subset``)."""
     spec = task_spec(task)
     check_split(split)
     if spec.dataset == "mnist5k":
-        y = mnist5k(split).x  # (4000 | 1000, 1, 32, 32)
-        return y if n is None else y[:check_int("n", n, 1, len(y))]
+        x, _ = digit_subset(split, n)
+        return x
     if n is None:
         n = 10_000 if split == "train" else TEST_PATCHES
     return photo_patches(split, size=size, n=n, seed=seed, scale=PHOTO_SCALE).x  # (n, 3, size, size)
+
+
+def interleave_classes(labels: torch.Tensor) -> torch.Tensor:
+    """Indices that order a labelled set as class 0, 1, ..., K-1, 0, 1, ... (mnist5k's splits are sorted by class),
+    so that any prefix is balanced over the classes."""
+    one_hot = F.one_hot(labels)                                   # (N, K)
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1               # (N,) position of each image within its class
+    return torch.argsort(rank * one_hot.shape[1] + labels, stable=True)
+
+
+def digit_subset(split: str, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """mnist5k digits of a split and their labels; the first n in the order 0, 1, ..., 9, 0, ... (None: all, as stored)."""
+    data = mnist5k(split)
+    if n is None:
+        return data.x, data.labels
+    index = interleave_classes(data.labels)[:check_int("n", n, 1, len(data.x))]
+    return data.x[index], data.labels[index]
 
 
 def paired_task(task: str, split: str = "test", n: int | None = None, seed: int = 0,
