@@ -391,11 +391,35 @@ def right_g(wrong_d):
 # ----- 08.4 ImagePool -----
 
 class _Pool:
-    """Shared set-up of the wrong pools: a capacity and a list of stored images."""
+    """Shared set-up of the wrong pools: a capacity, a list of stored images and a per-image loop.
+
+    The loop is a correct pool's; a wrong pool either changes one of its hooks (the coin, the slot) or overrides
+    ``query`` altogether.
+    """
 
     def __init__(self, capacity):
         self.capacity = capacity
         self.images = []
+
+    def swap(self, generator):
+        return torch.rand((), generator=generator) < 0.5
+
+    def slot(self, generator):
+        return int(torch.randint(self.capacity, (), generator=generator))
+
+    def query(self, images, generator=None):
+        out = []
+        for image in images.detach():
+            if len(self.images) < self.capacity:
+                self.images.append(image.clone())
+                out.append(image)
+            elif self.swap(generator):
+                i = self.slot(generator)
+                out.append(self.images[i])
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
 
 
 class NeverHistoryPool(_Pool):
@@ -407,17 +431,8 @@ class NeverHistoryPool(_Pool):
 
 
 class AlwaysHistoryPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            else:
-                i = int(torch.randint(self.capacity, (), generator=generator))
-                out.append(self.images[i])
-                self.images[i] = image.clone()
-        return torch.stack(out)
+    def swap(self, generator):
+        return True                                        # no coin: every image goes through the history
 
 
 class OverwritingPool(_Pool):
@@ -585,35 +600,19 @@ class GrowingPool(_Pool):
 
 
 class GlobalRandomPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand(()) < 0.5:                          # the generator is ignored
-                i = int(torch.randint(self.capacity, ()))
-                out.append(self.images[i])
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+    def swap(self, generator):
+        return torch.rand(()) < 0.5                        # the generator is ignored
+
+    def slot(self, generator):
+        return int(torch.randint(self.capacity, ()))
 
 
 class PythonRandomPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            elif random.random() < 0.5:
-                i = random.randrange(self.capacity)
-                out.append(self.images[i])
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+    def swap(self, generator):
+        return random.random() < 0.5
+
+    def slot(self, generator):
+        return random.randrange(self.capacity)
 
 
 class QueuePool(_Pool):
@@ -632,50 +631,18 @@ class QueuePool(_Pool):
 
 
 class FirstSlotPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand((), generator=generator) < 0.5:
-                out.append(self.images[0])                     # always slot 0
-                self.images[0] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+    def slot(self, generator):
+        return 0                                           # always slot 0
 
 
 class HalfSlotsPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand((), generator=generator) < 0.5:
-                i = int(torch.randint(self.capacity // 2, (), generator=generator))
-                out.append(self.images[i])
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+    def slot(self, generator):
+        return int(torch.randint(self.capacity // 2, (), generator=generator))
 
 
 class UnfairCoinPool(_Pool):
-    def query(self, images, generator=None):
-        out = []
-        for image in images.detach():
-            if len(self.images) < self.capacity:
-                self.images.append(image.clone())
-                out.append(image)
-            elif torch.rand((), generator=generator) < 0.25:
-                i = int(torch.randint(self.capacity, (), generator=generator))
-                out.append(self.images[i])
-                self.images[i] = image.clone()
-            else:
-                out.append(image)
-        return torch.stack(out)
+    def swap(self, generator):
+        return torch.rand((), generator=generator) < 0.25
 
 
 class NoCapacityZeroPool(SolutionImagePool):
