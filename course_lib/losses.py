@@ -261,7 +261,8 @@ def r1_penalty(
     The paper's regulariser is ``(gamma / 2) * E ||grad_x D(x)||^2``; this returns the expectation
     *without* the factor ``gamma / 2``, so add ``0.5 * gamma * r1_penalty(D, x_real)`` to D's
     loss. The squared norm is summed over all non-batch dimensions, then averaged over the batch.
-    Computed in float32 with autocast off, with ``create_graph=True``.
+    Computed in float32 with autocast off, with ``create_graph=True``, and on the uncompiled module
+    when D is a ``torch.compile`` wrapper (no double backward through compiled graphs).
 
     Args:
         D: the discriminator, called as ``D(x)`` or ``D(x, labels)``, returning (B,) or (B, 1).
@@ -274,6 +275,7 @@ def r1_penalty(
     if not isinstance(x_real, torch.Tensor) or x_real.dim() < 2 or x_real.shape[0] == 0:
         got = tuple(getattr(x_real, "shape", ()))
         raise ValueError(f"x_real must be a tensor of shape (B, ...) with B >= 1, got {got}")
+    D = getattr(D, "_orig_mod", D)  # a torch.compile wrapper: differentiate the plain module twice
     with torch.autocast(device_type=x_real.device.type, enabled=False):
         x = x_real.detach().float().requires_grad_(True)                  # (B, ...)
         logits = _check_logits("D(x_real)", _call(D, x, labels)).float()  # (B,)

@@ -3,12 +3,15 @@
 Usage::
 
     python -m course_lib.sample DIR --n N --out FILE.npz [--seed S] [--device auto] [--direction AB|BA]
+        [--truncation PSI]
 
 DIR is what ``python -m course_lib.train`` writes (or a shipped ``checkpoints/<model>/``): its
 ``generator.safetensors`` holds G's weights (for a VAE, the whole VAE's) and, in the metadata, how
 to rebuild it. The file written holds ``arr_0``, uint8 images of shape (N, 32, 32, C), and for a
 class-conditional model (cgan, cvae) ``labels`` (N,) int64, balanced across the classes (0, 1, ...,
-9, 0, 1, ...). A VAE's samples are its decoder's mean images for prior draws z ~ N(0, I).
+9, 0, 1, ...). A VAE's samples are its decoder's mean images for prior draws z ~ N(0, I). A StyleGAN
+samples with fresh noise inputs and, with ``--truncation PSI`` (< 1), the truncation trick
+``w <- w_avg + PSI (w - w_avg)`` (``course_lib.stylegan``).
 
 An image-to-image model translates held-out images instead of drawing noise: pix2pix the first N
 test inputs of its task (``inputs`` and ``targets`` are saved beside ``arr_0``, the outputs; see
@@ -32,6 +35,8 @@ from course_lib.device import get_device
 from course_lib.cyclegan import CycleGAN, CycleGANConfig
 from course_lib.gan import DCGANConfig, Generator
 from course_lib.pix2pix import Pix2PixConfig, UNet
+from course_lib.stylegan import Generator as StyleGenerator
+from course_lib.stylegan import StyleGANConfig
 from course_lib.vae import VAE, VAEConfig
 from course_lib.viz import to_uint8
 
@@ -45,6 +50,7 @@ ARCHITECTURES = {  # model name in the metadata -> (config class, module class)
     "cvae": (VAEConfig, VAE),
     "pix2pix": (Pix2PixConfig, UNet),
     "cyclegan": (CycleGANConfig, CycleGAN),
+    "stylegan": (StyleGANConfig, StyleGenerator),
 }
 
 
@@ -92,11 +98,15 @@ def load_generator(directory: str | Path, device: str | torch.device = "cpu") ->
     return model.to(device).eval(), config
 
 
-def write_samples(model: Generator | VAE, n: int, out: str | Path, seed: int = 0) -> Path:
-    """Sample n images (balanced labels for a conditional model) and save them as ``arr_0`` uint8 NHWC."""
+def write_samples(model: Generator | VAE | StyleGenerator, n: int, out: str | Path, seed: int = 0,
+                  truncation_psi: float = 1.0) -> Path:
+    """Sample n images (balanced labels for a conditional model) and save them as ``arr_0`` uint8 NHWC.
+
+    ``truncation_psi`` != 1 needs a StyleGAN (``ValueError`` otherwise).
+    """
     from course_lib.train import generate
 
-    images, labels = generate(model, n, seed)  # (n, C, 32, 32) in [-1, 1]
+    images, labels = generate(model, n, seed, truncation_psi=truncation_psi)  # (n, C, 32, 32) in [-1, 1]
     pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, 32, 32, C)
     arrays = {"labels": labels.numpy()} if labels is not None else {}
 
@@ -148,16 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda[:N] or mps")
     parser.add_argument("--direction", choices=["AB", "BA"], default="AB",
                         help="cyclegan: AB handwritten -> printed (default), BA printed -> handwritten")
+    parser.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                        help="stylegan: truncation psi in [0, 1] (default 1: none)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.truncation <= 1.0:
+        print(f"error: --truncation must be in [0, 1], got {args.truncation}", file=sys.stderr)
+        return 2
     if args.n < 1:
         print(f"error: --n must be >= 1, got {args.n}", file=sys.stderr)
         return 2
     try:
         model, config = load_generator(args.directory, get_device(args.device))
+        if args.truncation != 1.0 and config["model"] != "stylegan":
+            raise ValueError(f"--truncation needs a stylegan checkpoint, {args.directory} holds a {config['model']}")
         if config["model"] in ("pix2pix", "cyclegan"):
             path = write_translations(model, config, args.n, args.out, args.direction)
         else:
-            path = write_samples(model, args.n, args.out, args.seed)
+            path = write_samples(model, args.n, args.out, args.seed, truncation_psi=args.truncation)
     except (ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

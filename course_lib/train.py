@@ -6,11 +6,13 @@ Usage::
         --out DIR [--seed S] [--device auto] [--resume]
     python -m course_lib.train pix2pix --task {colorize,superres,inpaint,denoise,edges2digits} --out DIR ...
     python -m course_lib.train cyclegan --out DIR ...
+    python -m course_lib.train stylegan --out DIR ...
 
 The GANs are those of ``course_lib.gan``; ``vae`` and ``cvae`` (class-conditional) are the
 variational autoencoders of ``course_lib.vae``; ``pix2pix`` (``course_lib.pix2pix``) learns a
 paired task of ``course_lib.data.paired`` and ``cyclegan`` (``course_lib.cyclegan``) translates
-between handwritten (mnist5k) and printed digits (see ``course_lib.translate``). DIR receives
+between handwritten (mnist5k) and printed digits (see ``course_lib.translate``); ``stylegan`` is the
+style-based generator of ``course_lib.stylegan``, trained by ``course_lib.stylegan_train``. DIR receives
 
 - ``checkpoint.pt``: the whole run (models, optimisers, RNG states, batch position, history),
   rewritten atomically every ``--checkpoint-every`` steps; ``--resume`` continues from it and ends
@@ -23,7 +25,8 @@ between handwritten (mnist5k) and printed digits (see ``course_lib.translate``).
   decoded prior draws z ~ N(0, I)); for pix2pix rows of test inputs, outputs and targets, for
   cyclegan rows of handwritten digits, their printed translations, printed digits and theirs;
 - ``metrics.json``: the course metrics of ``--eval-samples`` samples (see ``course_lib.evaluate``),
-  with the step count, training seconds and throughput; for a VAE also ``test_neg_elbo`` and
+  with the step count, training seconds and throughput (with a G_ema also ``raw_fd``, ``raw_precision``,
+  ``raw_recall`` and ``raw_modes`` of the raw G); for a VAE also ``test_neg_elbo`` and
   ``test_iwae``, mean nats per test image (see ``course_lib.evaluate.evaluate_likelihood``); for
   pix2pix PSNR / SSIM of the model and of the task's baseline on held-out pairs, for cyclegan the
   identity kept in each direction and FD to the target domain (``course_lib.translate``);
@@ -31,7 +34,8 @@ between handwritten (mnist5k) and printed digits (see ``course_lib.translate``).
 
 A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update; for a
 VAE one update of encoder and decoder on a batch, dynamically binarised for the Bernoulli likelihood;
-for pix2pix one D and one G update; for cyclegan one update of both generators, then of both Ds).
+for pix2pix one D and one G update; for cyclegan one update of both generators, then of both Ds;
+for stylegan one D update, with lazy R1 every ``r1_every`` steps, then one G update).
 ``--minutes`` stops at a wall-clock budget instead (whichever of steps and minutes comes first);
 the time of earlier sessions of a resumed run counts towards it. The library functions
 (`TrainConfig`, `build_run`, `train`) do the work; ``main`` only turns flags into a config.
@@ -60,12 +64,14 @@ from course_lib.ema import ema_copy, ema_update_
 from course_lib.evaluate import evaluate, evaluate_likelihood
 from course_lib.gan import DCGANConfig, Discriminator, Generator, balanced_labels, sample_z
 from course_lib.gan_steps import gan_step, wgan_gp_step
+from course_lib.stylegan import StyleGANConfig
+from course_lib.stylegan_train import build_stylegan
 from course_lib.training import TrainState, fit
 from course_lib.translate import GRID_PAIRS, build_cyclegan, build_pix2pix, evaluate_translation
 from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, sample, vae_step
 from course_lib.viz import save_images
 
-MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae", "pix2pix", "cyclegan")
+MODELS = ("dcgan", "cgan", "wgan_gp", "vae", "cvae", "pix2pix", "cyclegan", "stylegan")
 VAES = ("vae", "cvae")            # trained with vae_step
 TRANSLATION = ("pix2pix", "cyclegan")  # image-to-image: course_lib.translate builds and scores them
 CONDITIONAL = ("cgan", "cvae")    # need a labelled dataset
@@ -80,7 +86,7 @@ RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iw
 class TrainConfig:
     """Everything that defines a training run; stored in the checkpoint and in ``config.json``."""
 
-    model: str = "dcgan"              # dcgan, cgan (conditional, projection D), wgan_gp, vae, cvae (conditional VAE), pix2pix or cyclegan
+    model: str = "dcgan"              # dcgan, cgan (conditional, projection D), wgan_gp, vae, cvae (conditional VAE), pix2pix, cyclegan or stylegan
     dataset: str = "mnist5k"          # a built-in dataset of 32x32 images (course_lib.data.load_dataset)
     steps: int | None = 3000          # generator updates to reach (None: no limit, needs minutes)
     minutes: float | None = None      # optional wall-clock budget; the run ends at steps or minutes
@@ -108,6 +114,14 @@ class TrainConfig:
     lambda_identity: float = 0.5      # cyclegan: weight of the identity loss, relative to lambda_cycle (0: off)
     pool_size: int = 50               # cyclegan: fakes kept in each history pool (0: off)
     n_blocks: int = 3                 # cyclegan: residual blocks in each generator
+    w_dim: int = 64                   # stylegan: size of w
+    mapping_layers: int = 4           # stylegan: layers of the mapping network z -> w
+    max_channels: int = 128           # stylegan: width cap of the low resolutions (base_channels is the 32x32 width)
+    style_mode: str = "demod"         # stylegan: "demod" (modulated conv, StyleGAN2) or "adain" (StyleGAN)
+    r1_gamma: float = 10.0            # stylegan: R1 weight gamma (0: off); 10 as StyleGAN2 on FFHQ (0.05 and 1 collapsed here)
+    r1_every: int = 16                # stylegan: steps between (lazy) R1 computations
+    mixing_prob: float = 0.9          # stylegan: fraction of fakes with mixed styles
+    compile: bool = False             # stylegan: torch.compile G and D (R1 runs the uncompiled D)
     seed: int = 0                     # seeds initialisation, noise, binarisation and batch order
     eval_samples: int = 1000          # samples scored for metrics.json (0: skip the evaluation)
     eval_test_digits: int = 1000      # vae / cvae: test images for test_neg_elbo and test_iwae (0: skip them)
@@ -142,7 +156,11 @@ class TrainConfig:
                              + f" (the data come with the task), got {self.dataset!r}")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
             raise ValueError(f"pool_size must be an int >= 0, got {self.pool_size!r}")
-        for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k"):
+        if self.style_mode not in ("demod", "adain"):
+            raise ValueError(f"style_mode must be 'demod' or 'adain', got {self.style_mode!r}")
+        if not 0.0 <= self.mixing_prob <= 1.0 or not self.r1_gamma >= 0:
+            raise ValueError(f"mixing_prob must be in [0, 1] and r1_gamma >= 0, got {self.mixing_prob!r} and {self.r1_gamma!r}")
+        for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k", "r1_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
         if not isinstance(self.eval_test_digits, int) or self.eval_test_digits < 0:
@@ -169,6 +187,8 @@ def default_config(model: str, **overrides: Any) -> TrainConfig:
         base.update(batch_size=16, ema_decay=0.0, dataset="photo_patches")
     if model == "cyclegan":
         base.update(batch_size=8, base_channels=16, ema_decay=0.0, dataset="mnist5k+printed_digits")
+    if model == "stylegan":  # StyleGAN2's Adam (lr 0.0025 as for CIFAR-10, betas (0, 0.99)); EMA half-life ~10k images
+        base.update(lr_g=2.5e-3, lr_d=2.5e-3, beta1=0.0, beta2=0.99, batch_size=32, base_channels=16, ema_decay=0.998)
     if model == "pix2pix" and overrides.get("task") == "edges2digits":
         base["dataset"] = "mnist5k"
     if overrides.get("minutes") is not None and overrides.get("steps") is None:
@@ -209,7 +229,7 @@ class Run:
     """A training run: its state (for ``fit``), the step closure, fixed monitoring inputs and the network sampled."""
 
     cfg: TrainConfig
-    model_cfg: DCGANConfig | VAEConfig
+    model_cfg: DCGANConfig | VAEConfig | StyleGANConfig | Any
     state: TrainState
     step_fn: Callable[[], dict[str, float]]
     fixed_z: torch.Tensor                # (GRID_SIZE, z_dim or latent_dim) noise for samples.png
@@ -231,8 +251,8 @@ class Run:
 def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, models, optimisers, batch sampler and step function of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
-    if cfg.model in TRANSLATION:
-        return _translation_run(cfg, device)
+    if cfg.model in TRANSLATION + ("stylegan",):
+        return _built_run(cfg, device)
     data = load_dataset(cfg.dataset, "train")
     if data.x.dim() != 4 or tuple(data.x.shape[2:]) != (32, 32):
         raise ValueError(f"dataset {cfg.dataset!r} must hold 32x32 images, got shape {tuple(data.x.shape)}")
@@ -300,11 +320,30 @@ def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     return Run(cfg, model_cfg, state, step, fixed_z, fixed_labels, sampler)
 
 
-def _translation_run(cfg: TrainConfig, device: torch.device) -> Run:
+def _built_run(cfg: TrainConfig, device: torch.device) -> Run:
+    """A pix2pix, CycleGAN (``course_lib.translate``) or StyleGAN (``course_lib.stylegan_train``) run."""
     generator = seed_everything(cfg.seed)
-    built = (build_pix2pix if cfg.model == "pix2pix" else build_cyclegan)(cfg, generator, device)
+    if cfg.model == "stylegan":
+        holder: list[TrainState] = []
+        built = build_stylegan(cfg, generator, device, state=lambda: holder[0])
+    else:
+        built = (build_pix2pix if cfg.model == "pix2pix" else build_cyclegan)(cfg, generator, device)
     state = TrainState(models=built.models, optimizers=built.optimizers, generator=generator, batches=built.batches,
                        config=dataclasses.asdict(cfg))
+    if cfg.model == "stylegan":
+        holder.append(state)
+        monitor = torch.Generator().manual_seed(cfg.seed + 1)
+        fixed_z = sample_z(GRID_SIZE, cfg.z_dim, generator=monitor).to(device)
+
+        @torch.no_grad()
+        def grid() -> torch.Tensor:  # the fixed z with the generator's fixed noise maps, in eval mode
+            was_training = built.sampler.training
+            built.sampler.eval()
+            images = built.sampler(fixed_z, noise_mode="const")
+            built.sampler.train(was_training)
+            return images
+
+        return Run(cfg, built.model_cfg, state, built.step, fixed_z, None, built.sampler, grid=grid)
     return Run(cfg, built.model_cfg, state, built.step, torch.zeros(0), None, built.sampler,
                grid=built.grid, grid_columns=GRID_PAIRS)
 
@@ -320,9 +359,11 @@ def save_generator(path: str | Path, model: nn.Module, model_cfg: Any, cfg: Trai
 
 
 @torch.no_grad()
-def generate(model: Generator | VAE, n: int, seed: int = 0,
-             batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate(model: Generator | VAE, n: int, seed: int = 0, batch_size: int = 500,
+             truncation_psi: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """n samples from G, or decoded prior draws of a VAE, in eval mode, on the CPU.
+
+    ``truncation_psi`` != 1 applies a StyleGAN's truncation trick (other models have none).
 
     Returns:
         images (n, C, 32, 32) in [-1, 1], and balanced labels (n,) for a conditional model or None.
@@ -330,6 +371,9 @@ def generate(model: Generator | VAE, n: int, seed: int = 0,
     device = next(model.parameters()).device
     noise = torch.Generator().manual_seed(seed)  # a CPU generator: the same z on every device
     labels = balanced_labels(n, model.cfg.num_classes) if model.cfg.num_classes else None
+    style = {"truncation_psi": truncation_psi} if truncation_psi != 1.0 else {}
+    if style and not hasattr(model, "truncate"):
+        raise ValueError(f"truncation_psi must be 1 for a {type(model).__name__}: only a StyleGAN has a truncation trick")
     was_training = model.training
     model.eval()
     try:
@@ -339,7 +383,7 @@ def generate(model: Generator | VAE, n: int, seed: int = 0,
         else:
             z = sample_z(n, model.z_dim, generator=noise)  # (n, z_dim)
             chunks = [model(z[i:i + batch_size].to(device),
-                            None if labels is None else labels[i:i + batch_size].to(device))
+                            None if labels is None else labels[i:i + batch_size].to(device), **style)
                       for i in range(0, n, batch_size)]
     finally:
         model.train(was_training)
@@ -413,6 +457,9 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     elif cfg.eval_samples:
         result["eval_samples"] = cfg.eval_samples
         result.update(evaluate_generator(run.sampler, cfg.eval_samples, seed=cfg.seed))
+        if "G_ema" in run.state.models:  # what the weight average buys: the same metrics for the raw G
+            raw = evaluate_generator(run.state.models["G"], cfg.eval_samples, seed=cfg.seed)
+            result.update({f"raw_{key}": raw[key] for key in ("fd", "precision", "recall", "modes")})
     if cfg.model in VAES and cfg.eval_test_digits:
         result.update(evaluate_likelihood(run.sampler, cfg.dataset, cfg.eval_test_digits, k=cfg.iwae_k))
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
@@ -431,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--batch-size", type=int, help="real images per update (default 64)")
     parser.add_argument("--base-channels", type=int, help="network width W (default 32)")
+    parser.add_argument("--z-dim", type=int, help="GANs: size of the noise vector z (default 64)")
     parser.add_argument("--loss", choices=["bce", "hinge"], help="dcgan/cgan loss (default bce)")
     parser.add_argument("--conditioning", choices=["projection", "concat"], help="cgan discriminator (default projection)")
     parser.add_argument("--spectral-norm", action="store_true", default=None, help="spectral norm in D")
@@ -449,6 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lambda-identity", type=float, help="cyclegan: identity loss weight relative to the cycle's (default 0.5)")
     parser.add_argument("--pool-size", type=int, help="cyclegan: fakes in each history pool (default 50; 0: off)")
     parser.add_argument("--n-blocks", type=int, help="cyclegan: residual blocks per generator (default 3)")
+    parser.add_argument("--w-dim", type=int, help="stylegan: size of w (default 64)")
+    parser.add_argument("--mapping-layers", type=int, help="stylegan: layers of the mapping network (default 4)")
+    parser.add_argument("--max-channels", type=int, help="stylegan: width cap of the low resolutions (default 128)")
+    parser.add_argument("--style-mode", choices=["demod", "adain"], help="stylegan: demodulation (default) or AdaIN")
+    parser.add_argument("--r1-gamma", type=float, help="stylegan: R1 weight (default 10; 0: off)")
+    parser.add_argument("--r1-every", type=int, help="stylegan: steps between lazy R1 computations (default 16)")
+    parser.add_argument("--mixing-prob", type=float, help="stylegan: fraction of fakes with mixed styles (default 0.9)")
+    parser.add_argument("--compile", action="store_true", default=None, help="stylegan: torch.compile G and D")
     parser.add_argument("--eval-samples", type=int, help="samples scored for metrics.json (default 1000; 0 skips)")
     parser.add_argument("--eval-test-digits", type=int, help="vae/cvae: test images for the likelihood (default 1000; 0 skips)")
     parser.add_argument("--iwae-k", type=int, help="vae/cvae: importance samples of test_iwae (default 100)")

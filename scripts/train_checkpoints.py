@@ -44,6 +44,10 @@ SHIPPED = {
     "pix2pix_edges2digits": {"model": "pix2pix", "task": "edges2digits", "steps": 2000},  # the paper's lambda_l1 = 100
     # identity kept drifts down with longer training (A->B / B->A: 92% / 88% after 1,000 steps, 77% / 81% after 5,000)
     "cyclegan": {"model": "cyclegan", "steps": 2000},
+    # StyleGAN (width 16 at 32x32, 128 at 4x4; batch 32; R1 gamma 10: 0.05 and 1 collapsed to a few digits within
+    # 2,000 steps); AdaIN for lesson 09's droplet comparison
+    "stylegan": {"model": "stylegan", "steps": STYLEGAN_STEPS, "r1_gamma": 10.0},
+    "stylegan_adain": {"model": "stylegan", "steps": 1500, "r1_gamma": 10.0, "style_mode": "adain"},
 }
 
 
