@@ -42,6 +42,7 @@ from torch import nn
 from course_lib.gan_steps import _autocast, _frozen
 
 NORMS = ("batch", "instance")  # the normalisation layers these networks accept
+RECONSTRUCTIONS = ("l1", "l2")  # the reconstruction term of G's loss: the paper's L1, or L2 (Pathak et al. 2016)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,22 +283,31 @@ def pix2pix_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torc
 
 
 def pix2pix_g_loss(fake_logits: torch.Tensor, y_fake: torch.Tensor, y_real: torch.Tensor,
-                   lambda_l1: float = 100.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   lambda_l1: float = 100.0, reconstruction: str = "l1") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """G's loss: the non-saturating cGAN term plus ``lambda_l1`` times the mean absolute error.
+
+    ``reconstruction="l2"`` uses the mean squared error instead, as the Context Encoders of Pathak et
+    al. 2016 did for inpainting: L1 pulls each pixel to the conditional median, L2 to the
+    conditional mean, and the mean is what PSNR rewards where the content is uncertain (a hole).
 
     Args:
         fake_logits: D's patch logits on (x, G(x)), (B, 1, P, P).
         y_fake: G(x), (B, C, H, W) in [-1, 1].
         y_real: the target y, same shape.
         lambda_l1: weight of the L1 term (100 in the paper).
+        reconstruction: "l1" (the paper) or "l2".
 
     Returns:
-        ``(total, gan_term, l1_term)``: scalar tensors; total = gan_term + lambda_l1 * l1_term.
+        ``(total, gan_term, l1_term)``: scalar tensors; total = gan_term + lambda_l1 * l1_term (the
+        mean squared error in place of l1_term with ``reconstruction="l2"``).
     """
+    if reconstruction not in RECONSTRUCTIONS:
+        raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
     if y_fake.shape != y_real.shape:
         raise ValueError(f"y_fake and y_real must have the same shape, got {tuple(y_fake.shape)} and {tuple(y_real.shape)}")
     gan = patch_bce(fake_logits, True)                  # -log D(x, G(x)), averaged over patches
-    l1 = (y_fake.float() - y_real.float()).abs().mean()  # L1, not L2: less blur (Isola et al., Sec. 3.1)
+    error = y_fake.float() - y_real.float()
+    l1 = error.abs().mean() if reconstruction == "l1" else error.pow(2).mean()  # L1 by default: less blur (Isola et al., Sec. 3.1)
     return gan + lambda_l1 * l1, gan, l1
 
 
@@ -314,6 +324,7 @@ def pix2pix_step(
     y: torch.Tensor,
     *,
     lambda_l1: float = 100.0,
+    reconstruction: str = "l1",
     amp: bool = False,
 ) -> dict[str, float]:
     """One D update on (x, y) vs (x, G(x).detach()), then one G update through the updated D.
@@ -325,6 +336,7 @@ def pix2pix_step(
         x: inputs (B, C_in, S, S) in [-1, 1].
         y: targets (B, C_out, S, S) in [-1, 1].
         lambda_l1: weight of the L1 term.
+        reconstruction: "l1" (the paper) or "l2" (see ``pix2pix_g_loss``).
         amp: bf16 autocast on CUDA; a no-op on other devices.
 
     Returns:
@@ -345,7 +357,7 @@ def pix2pix_step(
     with _frozen(D):
         with _autocast(amp, x.device):
             logits = D(torch.cat([x, y_fake], dim=1))
-        loss_G, gan, l1 = pix2pix_g_loss(logits, y_fake, y, lambda_l1)
+        loss_G, gan, l1 = pix2pix_g_loss(logits, y_fake, y, lambda_l1, reconstruction)
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()

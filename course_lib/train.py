@@ -110,6 +110,7 @@ class TrainConfig:
     lr_vae: float = 1e-3              # vae / cvae: Adam learning rate of encoder and decoder (betas beta1, beta2)
     task: str = "colorize"            # pix2pix: colorize, superres, inpaint, denoise or edges2digits (course_lib.data.paired)
     lambda_l1: float = 100.0          # pix2pix: weight of the L1 term
+    reconstruction: str = "l1"        # pix2pix: "l1" (the paper) or "l2" (Context Encoders, Pathak et al. 2016: the conditional mean)
     lambda_cycle: float = 10.0        # cyclegan: weight of the cycle loss
     lambda_identity: float = 0.5      # cyclegan: weight of the identity loss, relative to lambda_cycle (0: off)
     pool_size: int = 50               # cyclegan: fakes kept in each history pool (0: off)
@@ -156,6 +157,8 @@ class TrainConfig:
                              + f" (the data come with the task), got {self.dataset!r}")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
             raise ValueError(f"pool_size must be an int >= 0, got {self.pool_size!r}")
+        if self.reconstruction not in ("l1", "l2"):
+            raise ValueError(f"reconstruction must be 'l1' or 'l2', got {self.reconstruction!r}")
         if self.style_mode not in ("demod", "adain"):
             raise ValueError(f"style_mode must be 'demod' or 'adain', got {self.style_mode!r}")
         if not 0.0 <= self.mixing_prob <= 1.0 or not self.r1_gamma >= 0:
@@ -493,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-vae", type=float, help="vae/cvae: learning rate (default 1e-3)")
     parser.add_argument("--task", choices=TASKS, help="pix2pix: the paired task (default colorize)")
     parser.add_argument("--lambda-l1", type=float, help="pix2pix: weight of the L1 term (default 100)")
+    parser.add_argument("--reconstruction", choices=["l1", "l2"], help="pix2pix: reconstruction term (default l1)")
     parser.add_argument("--lambda-cycle", type=float, help="cyclegan: weight of the cycle loss (default 10)")
     parser.add_argument("--lambda-identity", type=float, help="cyclegan: identity loss weight relative to the cycle's (default 0.5)")
     parser.add_argument("--pool-size", type=int, help="cyclegan: fakes in each history pool (default 50; 0: off)")

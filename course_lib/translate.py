@@ -102,7 +102,7 @@ def build_pix2pix(cfg: Any, generator: torch.Generator, device: torch.device) ->
             y = torch.where(mirror[:, None, None, None], y.flip(-1), y)
         x = degrade(cfg.task, y, generator)    # fresh masks / noise every time
         return pix2pix_step(G, D, optimizers["G"], optimizers["D"], x.to(device), y.to(device),
-                            lambda_l1=cfg.lambda_l1, amp=cfg.amp)
+                            lambda_l1=cfg.lambda_l1, reconstruction=cfg.reconstruction, amp=cfg.amp)
 
     def grid() -> torch.Tensor:  # rows: inputs, outputs, targets
         y_fake = paste(cfg.task, x_test, G(x_test.to(device)).float().cpu())

@@ -409,3 +409,16 @@ def test_the_cli_builds_residual_dropout_free_u_nets_for_the_photo_tasks():
         assert cfg.residual and cfg.dropout == 0.0 and cfg.max_mult == 2
     cfg = pix2pix_config(default_config("pix2pix", task="edges2digits"))
     assert not cfg.residual and cfg.dropout == 0.5 and (cfg.in_channels, cfg.out_channels) == (1, 1)
+
+
+def test_l2_reconstruction_is_the_mean_squared_error():
+    g = torch.Generator().manual_seed(0)
+    y_fake, y_real = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    logits = torch.zeros(2, 1, 2, 2)
+    total, gan, l2 = pix2pix_g_loss(logits, y_fake, y_real, lambda_l1=10.0, reconstruction="l2")
+    assert l2.item() == pytest.approx((y_fake - y_real).pow(2).mean().item())
+    assert total.item() == pytest.approx(gan.item() + 10.0 * l2.item())
+    _, _, l1 = pix2pix_g_loss(logits, y_fake, y_real)
+    assert l1.item() == pytest.approx((y_fake - y_real).abs().mean().item())
+    with pytest.raises(ValueError, match="reconstruction"):
+        pix2pix_g_loss(logits, y_fake, y_real, reconstruction="l3")
