@@ -79,11 +79,14 @@ def stylegan_step(
     generator: torch.Generator | None = None,
     amp: bool = False,
     channels_last: bool = False,
+    synthesis: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One D update (with lazy R1 on every ``r1_every``-th step), then one G update.
 
-    ``G`` and ``D`` may be ``torch.compile`` wrappers of the networks (R1 unwraps D). The w's
-    mapped for G's update feed ``w_avg``, the average the truncation trick pulls towards.
+    ``D`` may be a ``torch.compile`` wrapper (R1 unwraps it); for G pass a compiled
+    ``G.synthesis`` as ``synthesis`` (the step calls the mapping and the synthesis network
+    separately, for style mixing). The w's mapped for G's update feed ``w_avg``, the average the
+    truncation trick pulls towards.
 
     Args:
         G, D: the networks; opt_G, opt_D: their optimisers (``lazy_adam`` for D).
@@ -95,6 +98,7 @@ def stylegan_step(
         w_avg_beta: decay of the tracked w average.
         generator: ``torch.Generator`` for z and the mixing draws.
         amp: bf16 autocast on CUDA; channels_last: convert x_real to channels_last.
+        synthesis: ``G.synthesis`` or a compiled copy of it (None: ``G.synthesis``).
 
     Returns:
         ``{"d_loss", "g_loss", "d_real", "d_fake"}`` (``d_real``/``d_fake``: mean sigmoid of D's
@@ -105,11 +109,12 @@ def stylegan_step(
     x_real = _prepare(x_real, channels_last)
     B, device = x_real.shape[0], x_real.device
     G_net = getattr(G, "_orig_mod", G)  # the module, for mapping / broadcast / w_avg
+    synthesize = synthesis if synthesis is not None else G_net.synthesis
 
     # --- D step: real -> high, fakes -> low; every r1_every steps also the R1 penalty ---
     with torch.no_grad(), _autocast(amp, device):
         ws, _ = sample_ws(G_net, B, mixing_prob, generator, device)
-        x_fake = G_net.synthesis(ws)                                        # (B, C, 32, 32), no graph
+        x_fake = synthesize(ws)                                             # (B, C, 32, 32), no graph
     if channels_last:
         x_fake = x_fake.contiguous(memory_format=torch.channels_last)
     with _autocast(amp, device):
@@ -128,7 +133,7 @@ def stylegan_step(
     with _frozen(D):
         with _autocast(amp, device):
             ws, w = sample_ws(G_net, B, mixing_prob, generator, device)
-            loss_G = g_loss_nonsaturating(D(G_net.synthesis(ws)).float())
+            loss_G = g_loss_nonsaturating(D(synthesize(ws)).float())
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()
@@ -182,15 +187,15 @@ def build_stylegan(cfg: Any, generator: torch.Generator, device: torch.device,
     models: dict[str, nn.Module] = {"G": G, "D": D}
     if cfg.ema_decay:
         models["G_ema"] = ema_copy(G)
-    G_fast, D_fast = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    synthesis_fast, D_fast = (torch.compile(G.synthesis), torch.compile(D)) if cfg.compile else (None, D)
     batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size, generator=generator)
 
     def step() -> dict[str, float]:
         run = state()
-        logs = stylegan_step(G_fast, D_fast, optimizers["G"], optimizers["D"], next(batches).to(device, non_blocking=True),
+        logs = stylegan_step(G, D_fast, optimizers["G"], optimizers["D"], next(batches).to(device, non_blocking=True),
                              step=run.step, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
                              mixing_prob=cfg.mixing_prob, generator=generator, amp=cfg.amp,
-                             channels_last=cfg.channels_last)
+                             channels_last=cfg.channels_last, synthesis=synthesis_fast)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=run.step)
         logs.setdefault("r1", (run.history.get("r1") or [0.0])[-1])  # the latest R1: every step logs the same keys

@@ -76,11 +76,11 @@ def test_stylegan_step_with_compiled_networks_keeps_r1_outside_the_compiled_grap
     from course_lib.stylegan_train import stylegan_step
 
     G, D, opt_G, opt_D, x = _stylegan_on_cuda(channels_last=True)
-    G_fast, D_fast = torch.compile(G), torch.compile(D)
+    synthesis_fast, D_fast = torch.compile(G.synthesis), torch.compile(D)
     gen = torch.Generator(device="cuda").manual_seed(0)
     for step in range(3):  # R1 (double backward) on steps 0 and 2 runs the plain D inside the wrapper
-        logs = stylegan_step(G_fast, D_fast, opt_G, opt_D, x, step=step, r1_every=2, r1_gamma=1.0, generator=gen,
-                             amp=True, channels_last=True)
+        logs = stylegan_step(G, D_fast, opt_G, opt_D, x, step=step, r1_every=2, r1_gamma=1.0, generator=gen,
+                             amp=True, channels_last=True, synthesis=synthesis_fast)
     assert torch.isfinite(torch.tensor(logs["g_loss"]))
 
 

@@ -259,6 +259,19 @@ def test_stylegan_step_is_deterministic():
     assert torch.equal(run(), run())
 
 
+def test_step_uses_a_given_synthesis_callable():
+    """What a compiled G.synthesis plugs into: both the D and the G update call it."""
+    G, D, opt_G, opt_D, x = _step_setup()
+    calls = []
+
+    def synthesis(ws):
+        calls.append(ws.shape)
+        return G.synthesis(ws)
+
+    stylegan_step(G, D, opt_G, opt_D, x, step=1, generator=torch.Generator().manual_seed(0), synthesis=synthesis)
+    assert calls == [(4, G.num_ws, 8)] * 2
+
+
 def test_bad_step_arguments_are_explained():
     G, D, opt_G, opt_D, x = _step_setup()
     with pytest.raises(ValueError, match="r1_every"):
