@@ -61,6 +61,8 @@ class Pix2PixConfig:
     depth: int = 5                # stride-2 downsamplings in the U-Net (5: 32x32 -> 1x1 bottleneck)
     skips: bool = True            # False: a plain encoder-decoder (the ablation of Isola et al., Fig. 5)
     residual: bool = False        # True: G(x) = x_image + a learned correction (global residual learning, Kim et al. 2016)
+    correction_stride: int = 1    # residual: the correction is averaged over stride x stride blocks, then upsampled
+    correction_scale: float = 1.0  # residual: the correction times this (< 1 shrinks towards x; fitted on val pairs)
     dropout: float = 0.5          # dropout in the innermost decoder stages (pix2pix's only noise source)
     dropout_stages: int = 2       # how many innermost decoder stages get dropout
     norm: str = "batch"           # "batch" (pix2pix) or "instance" (CycleGAN)
@@ -82,6 +84,14 @@ class Pix2PixConfig:
             raise ValueError(f"d_layers must be an int in [0, 5], got {self.d_layers!r}")
         if not isinstance(self.dropout_stages, int) or self.dropout_stages < 0:
             raise ValueError(f"dropout_stages must be an int >= 0, got {self.dropout_stages!r}")
+        stride = self.correction_stride
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1 or self.img_size % stride:
+            raise ValueError(f"correction_stride must be an int >= 1 dividing img_size ({self.img_size}), got {stride!r}")
+        scale = self.correction_scale
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 <= scale < float("inf"):
+            raise ValueError(f"correction_scale must be a finite number >= 0, got {scale!r}")
+        if (stride != 1 or scale != 1) and not self.residual:
+            raise ValueError("correction_stride and correction_scale shape a residual correction: they need residual=True")
         if self.residual and not (self.in_channels >= self.out_channels or self.in_channels == 1):
             raise ValueError(f"residual=True adds the input image to the output: in_channels ({self.in_channels}) must be "
                              f">= out_channels ({self.out_channels}), or 1 (a grey input added to every channel)")
@@ -124,6 +134,15 @@ class UNet(nn.Module):
     channel). A restoration task then starts from its input (the bicubic image, the noisy photo,
     the grey photo) and only has to learn what the degradation took away, as in VDSR (Kim et al.
     2016, "Accurate Image Super-Resolution Using Very Deep Convolutional Networks").
+
+    Two settings shape that correction. ``correction_stride`` = s averages it over s x s blocks
+    and upsamples it bilinearly, so it can only vary slowly: right for colour, which changes
+    slowly across an image (JPEG keeps chroma at half resolution; Zhang et al. 2016, "Colorful
+    Image Colorization", predict colour at a quarter of the resolution), wrong for the sharp
+    detail of the other tasks. ``correction_scale`` = c gives x_image + c * (G(x) - x_image): a
+    model whose corrections are right in direction but too strong on unseen images (over-fitted
+    colours) is shrunk towards its input; ``course_lib.translate.calibrate_pix2pix`` fits c on
+    validation pairs by least squares (``least_squares_scale``).
 
     Args:
         cfg: ``Pix2PixConfig``.
@@ -172,7 +191,13 @@ class UNet(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)  # (B, c_up + c_skip, s, s): the skip connection
         out = self.to_image(h)    # (B, out_channels, S, S) in [-1, 1]
         if self.cfg.residual:     # a correction to the input image
-            out = (x[:, :self.cfg.out_channels] + out).clamp(-1, 1)
+            x_image = x[:, :self.cfg.out_channels]  # (B, out_channels or 1, S, S): a grey input broadcasts
+            stride, scale = self.cfg.correction_stride, self.cfg.correction_scale
+            if stride > 1:        # (B, C, S/s, S/s) block means, back to (B, C, S, S)
+                out = F.interpolate(F.avg_pool2d(out, stride), scale_factor=stride, mode="bilinear", align_corners=False)
+            out = (x_image + out).clamp(-1, 1)
+            if scale != 1:
+                out = (x_image + scale * (out - x_image)).clamp(-1, 1)
         return out
 
 
@@ -249,6 +274,23 @@ class PatchDiscriminator(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape (B, {self.in_channels}, S, S), got {tuple(getattr(x, 'shape', ()))}")
         return self.net(x)
+
+
+def least_squares_scale(base: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> float:
+    """The c >= 0 that minimises ||base + c (output - base) - target||^2 over all pixels.
+
+    With d = output - base and r = target - base, the squared error ||c d - r||^2 is a parabola in
+    c with its minimum at c* = <d, r> / <d, d> (clipped at 0; 1.0 when the output equals the base).
+    c* < 1 says the corrections are too strong on these pairs, c* > 1 too weak.
+    """
+    if not (base.shape == output.shape == target.shape):
+        raise ValueError(f"base, output and target must have the same shape, got {tuple(base.shape)}, "
+                         f"{tuple(output.shape)} and {tuple(target.shape)}")
+    d = (output - base).double()
+    energy = d.pow(2).sum()
+    if energy == 0:
+        return 1.0
+    return max(0.0, ((d * (target - base).double()).sum() / energy).item())
 
 
 def init_weights_(module: nn.Module, std: float = 0.02) -> nn.Module:

@@ -28,7 +28,8 @@ style-based generator of ``course_lib.stylegan``, trained by ``course_lib.styleg
   with the step count, training seconds and throughput (with a G_ema also ``raw_fd``, ``raw_precision``,
   ``raw_recall`` and ``raw_modes`` of the raw G); for a VAE also ``test_neg_elbo`` and
   ``test_iwae``, mean nats per test image (see ``course_lib.evaluate.evaluate_likelihood``); for
-  pix2pix PSNR / SSIM of the model and of the task's baseline on held-out pairs, for cyclegan the
+  pix2pix PSNR / SSIM of the model and of the task's baseline on the test pairs (for a photo task
+  also ``raw_psnr``, ``raw_ssim`` before and ``correction_scale`` from ``--calibrate``), for cyclegan the
   identity kept in each direction and FD to the target domain (``course_lib.translate``);
 - ``config.json``: the `TrainConfig` of the run.
 
@@ -67,7 +68,7 @@ from course_lib.gan_steps import gan_step, wgan_gp_step
 from course_lib.stylegan import StyleGANConfig
 from course_lib.stylegan_train import build_stylegan
 from course_lib.training import TrainState, fit
-from course_lib.translate import GRID_PAIRS, build_cyclegan, build_pix2pix, evaluate_translation
+from course_lib.translate import GRID_PAIRS, build_cyclegan, build_pix2pix, calibrate_pix2pix, evaluate_translation
 from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, sample, vae_step
 from course_lib.viz import save_images
 
@@ -79,7 +80,7 @@ CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG = (
     "checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json")
 GRID_SIZE = 100  # samples in samples.png: 10 x 10
 # settings that may differ on --resume: when the run ends and how it is evaluated
-RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits")
+RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits", "calibrate")
 
 
 @dataclass
@@ -111,6 +112,8 @@ class TrainConfig:
     task: str = "colorize"            # pix2pix: colorize, superres, inpaint, denoise or edges2digits (course_lib.data.paired)
     lambda_l1: float = 100.0          # pix2pix: weight of the L1 term
     reconstruction: str = "l1"        # pix2pix: "l1" (the paper) or "l2" (Context Encoders, Pathak et al. 2016: the conditional mean)
+    calibrate: bool = False           # pix2pix photo tasks: fit G's correction scale on the val pairs after training
+    correction_stride: int = 0        # pix2pix photo tasks: block size of G's correction (0: the task's, 8 for colorize, else 1)
     lambda_cycle: float = 10.0        # cyclegan: weight of the cycle loss
     lambda_identity: float = 0.5      # cyclegan: weight of the identity loss, relative to lambda_cycle (0: off)
     pool_size: int = 50               # cyclegan: fakes kept in each history pool (0: off)
@@ -157,6 +160,14 @@ class TrainConfig:
                              + f" (the data come with the task), got {self.dataset!r}")
         if not isinstance(self.pool_size, int) or self.pool_size < 0:
             raise ValueError(f"pool_size must be an int >= 0, got {self.pool_size!r}")
+        if not isinstance(self.correction_stride, int) or self.correction_stride < 0:
+            raise ValueError(f"correction_stride must be an int >= 0 (0: the task's default), got {self.correction_stride!r}")
+        if self.correction_stride > 1 and (self.model != "pix2pix" or self.task == "edges2digits"):
+            raise ValueError("correction_stride > 1 needs model 'pix2pix' with a photo task (a residual U-Net), "
+                             f"got model {self.model!r} with task {self.task!r}")
+        if self.calibrate and (self.model != "pix2pix" or self.task == "edges2digits"):
+            raise ValueError("calibrate needs model 'pix2pix' with a photo task (the val split of photo_patches), "
+                             f"got model {self.model!r} with task {self.task!r}")
         if self.reconstruction not in ("l1", "l2"):
             raise ValueError(f"reconstruction must be 'l1' or 'l2', got {self.reconstruction!r}")
         if self.style_mode not in ("demod", "adain"):
@@ -187,13 +198,14 @@ def default_config(model: str, **overrides: Any) -> TrainConfig:
     if model in VAES:
         base.update(lr_vae=1e-3, beta1=0.9, beta2=0.999, ema_decay=0.0)
     if model == "pix2pix":
-        base.update(batch_size=16, ema_decay=0.0, dataset="photo_patches")
+        base.update(batch_size=16, ema_decay=0.0)
     if model == "cyclegan":
         base.update(batch_size=8, base_channels=16, ema_decay=0.0, dataset="mnist5k+printed_digits")
     if model == "stylegan":  # StyleGAN2's Adam (lr 0.0025 as for CIFAR-10, betas (0, 0.99)); EMA half-life ~10k images
         base.update(lr_g=2.5e-3, lr_d=2.5e-3, beta1=0.0, beta2=0.99, batch_size=32, base_channels=16, ema_decay=0.998)
-    if model == "pix2pix" and overrides.get("task") == "edges2digits":
-        base["dataset"] = "mnist5k"
+    if model == "pix2pix":  # photo tasks calibrate G on the val pairs; edges2digits has no val split
+        edges = overrides.get("task") == "edges2digits"
+        base.update(dataset="mnist5k" if edges else "photo_patches", calibrate=not edges)
     if overrides.get("minutes") is not None and overrides.get("steps") is None:
         base["steps"] = None  # a time budget alone
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -443,6 +455,11 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
         sample_fn=run.sample_grid, sample_every=0, show_progress=show_progress, should_stop=out_of_time)
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
+    calibration: dict[str, float] = {}
+    if cfg.calibrate:  # the test scores of G as trained, then its correction scale fitted on the val pairs
+        as_trained = evaluate_translation(run.sampler, cfg) if cfg.eval_samples else {}
+        calibration = {f"raw_{key}": as_trained[key] for key in ("psnr", "ssim") if key in as_trained}
+        calibration["correction_scale"] = calibrate_pix2pix(run.sampler, cfg.task)
     save_generator(out / GENERATOR, run.sampler, run.model_cfg, cfg)
     save_images(run.state.grids[-1][1], out / SAMPLES, nrow=run.grid_columns)
     images_per_step = cfg.batch_size * {"wgan_gp": cfg.n_critic, "cyclegan": 2}.get(cfg.model, 1)  # cyclegan: a batch per domain
@@ -463,6 +480,7 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
         if "G_ema" in run.state.models:  # what the weight average buys: the same metrics for the raw G
             raw = evaluate_generator(run.state.models["G"], cfg.eval_samples, seed=cfg.seed)
             result.update({f"raw_{key}": raw[key] for key in ("fd", "precision", "recall", "modes")})
+    result.update(calibration)
     if cfg.model in VAES and cfg.eval_test_digits:
         result.update(evaluate_likelihood(run.sampler, cfg.dataset, cfg.eval_test_digits, k=cfg.iwae_k))
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
@@ -497,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", choices=TASKS, help="pix2pix: the paired task (default colorize)")
     parser.add_argument("--lambda-l1", type=float, help="pix2pix: weight of the L1 term (default 100)")
     parser.add_argument("--reconstruction", choices=["l1", "l2"], help="pix2pix: reconstruction term (default l1)")
+    parser.add_argument("--correction-stride", type=int,
+                        help="pix2pix photo tasks: G's correction is constant-ish over blocks of this side (default: 8 for colorize, else 1)")
+    parser.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                        help="pix2pix photo tasks: fit G's correction scale on the val pairs (default on)")
     parser.add_argument("--lambda-cycle", type=float, help="cyclegan: weight of the cycle loss (default 10)")
     parser.add_argument("--lambda-identity", type=float, help="cyclegan: identity loss weight relative to the cycle's (default 0.5)")
     parser.add_argument("--pool-size", type=int, help="cyclegan: fakes in each history pool (default 50; 0: off)")

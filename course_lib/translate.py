@@ -2,8 +2,9 @@
 
 ``course_lib.train`` calls ``build_pix2pix`` / ``build_cyclegan`` for its ``pix2pix`` and
 ``cyclegan`` models and ``evaluate_translation`` for ``metrics.json``. The same functions serve
-the lessons: ``translate`` runs a trained generator over many images, ``evaluate_pix2pix`` scores
-it against the task's classical baseline on held-out pairs, ``evaluate_cyclegan`` measures how
+the lessons: ``translate`` runs a trained generator over many images, ``calibrate_pix2pix`` fits
+a photo model's correction scale on the validation pairs, ``evaluate_pix2pix`` scores it against
+the task's classical baseline on held-out pairs, ``evaluate_cyclegan`` measures how
 often a digit keeps its identity through a translation and how close the translations are to the
 target domain.
 """
@@ -22,7 +23,8 @@ from course_lib.data import ShuffledBatches
 from course_lib.data.paired import (TEST_PATCHES, baseline, degrade, digit_subset, interleave_classes, paired_task,
                                     paste, show_input, task_spec, task_targets, unpaired_digits)
 from course_lib.image_quality import psnr, ssim
-from course_lib.pix2pix import PatchDiscriminator, Pix2PixConfig, UNet, init_weights_, pix2pix_step
+from course_lib.pix2pix import (PatchDiscriminator, Pix2PixConfig, UNet, init_weights_, least_squares_scale,
+                                pix2pix_step)
 
 GRID_PAIRS = 8  # test pairs (or images per domain) in a run's samples.png
 
@@ -74,8 +76,32 @@ def pix2pix_config(cfg: Any) -> Pix2PixConfig:
     # the photo tasks restore their input (residual) and need no noise: no dropout, whose variance shift before the
     # next batch norm cost 0.8 dB at evaluation (Li et al. 2019, "Understanding the Disharmony between Dropout and
     # Batch Normalization by Variance Shift")
+    # colour varies slowly: colorize's correction is by default a 4 x 4 grid of colours, upsampled (stride 8; on the
+    # val pairs 25.0 dB / SSIM 0.905 against 24.7 / 0.890 at full resolution, both with 3,000 steps)
+    stride = cfg.correction_stride or (8 if cfg.task == "colorize" else 1)
     return Pix2PixConfig(in_channels=spec.in_channels, out_channels=spec.out_channels,
-                         base_channels=cfg.base_channels, max_mult=2, residual=photo, dropout=0.0 if photo else 0.5)
+                         base_channels=cfg.base_channels, max_mult=2, residual=photo, dropout=0.0 if photo else 0.5,
+                         correction_stride=stride)
+
+
+def calibrate_pix2pix(G: UNet, task: str, n: int | None = None) -> float:
+    """Fit ``G.cfg.correction_scale`` (in place) on the task's validation pairs; returns it.
+
+    The scale is the least-squares c of ``least_squares_scale`` for G's outputs at scale 1 (pasted
+    into the input for inpaint, as they are scored): the blend between the input and G's output
+    that is closest to the targets of pairs G never saw, chosen without looking at the test pairs.
+
+    Raises:
+        ValueError: G is not a residual U-Net (nothing to scale), or the task has no val split.
+    """
+    if not isinstance(G, UNet) or not G.cfg.residual:
+        raise ValueError("G must be a residual pix2pix UNet (Pix2PixConfig(residual=True)) to calibrate")
+    x, y = paired_task(task, "val", n=n)
+    G.cfg.correction_scale = 1.0
+    y_fake = paste(task, x, translate(G, x))
+    x_image = x[:, :G.cfg.out_channels].expand_as(y)  # what a scale of 0 returns: the input itself
+    G.cfg.correction_scale = least_squares_scale(x_image, y_fake, y)
+    return G.cfg.correction_scale
 
 
 def build_pix2pix(cfg: Any, generator: torch.Generator, device: torch.device) -> TranslationRun:

@@ -38,11 +38,12 @@ SHIPPED = {
     "vae": {"model": "vae", "steps": 5000, "base_channels": 32},
     "cvae": {"model": "cvae", "steps": 5000, "base_channels": 32},
     # pix2pix on the photo tasks with lambda_l1 = 10,000: PSNR rewards a close guess, not a plausible texture, and at the paper's 100
-    # the GAN term's textures cost superres 0.6 dB against bicubic (33.1 vs 33.7 dB after 1,500 steps)
+    # the GAN term's textures cost superres 0.6 dB against bicubic (33.1 vs 33.7 dB after 1,500 steps, on the
+    # earlier held-out strips); every photo task calibrates its correction scale on the val blocks (default_config)
     **{f"pix2pix_{task}": {"model": "pix2pix", "task": task, "steps": 3000, "lambda_l1": 1e4}
        for task in ("denoise", "superres", "colorize")},
-    # inpainting with L2 (the conditional mean, Pathak et al. 2016's Context Encoders): with L1 the hole's median
-    # tied the mean-fill baseline (33.77 vs 33.91 dB); with L2 34.08 dB
+    # inpainting with L2 (the conditional mean, Pathak et al. 2016's Context Encoders): on the earlier held-out
+    # strips the hole's L1 median tied the mean-fill baseline (33.77 vs 33.91 dB), L2 gave 34.08 dB
     "pix2pix_inpaint": {"model": "pix2pix", "task": "inpaint", "steps": 3000, "lambda_l1": 1e4, "reconstruction": "l2"},
     "pix2pix_edges2digits": {"model": "pix2pix", "task": "edges2digits", "steps": 2000},  # the paper's lambda_l1 = 100
     # identity kept drifts down with longer training (A->B / B->A: 92% / 88% after 1,000 steps, 77% / 81% after 5,000)

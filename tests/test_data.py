@@ -136,16 +136,27 @@ def test_photo_patches_shapes_and_labels():
     assert not torch.equal(photo_patches("train", size=64, n=80, seed=2).x, data.x)
 
 
-def test_photo_patches_test_never_overlaps_train():
-    from course_lib.data.photos import _photos
+def test_photo_patches_splits_never_overlap():
+    from course_lib.data.photos import GRID, HELD_OUT, _photos, split_mask
 
-    train = photo_patches("train", size=32, n=400, seed=0)
-    test = photo_patches("test", size=32, n=400, seed=0)
-    test_left = torch.tensor(train.info["test_left"])  # (8,) first test column of every photo
-    assert torch.all(train.info["boxes"][:, 3] <= test_left[train.labels])  # right edge
-    assert torch.all(test.info["boxes"][:, 1] >= test_left[test.labels])  # left edge
+    data = {split: photo_patches(split, size=32, n=400, seed=0) for split in ("train", "val", "test")}
+    for p, photo in enumerate(_photos()):
+        masks = {split: split_mask(p, split) for split in data}
+        assert sum(m.long() for m in masks.values()).eq(1).all()  # every pixel in exactly one split
+        held_out = (masks["val"] | masks["test"]).double().mean().item()
+        assert abs(held_out - len(HELD_OUT) / (GRID[0] * GRID[1])) < 0.01  # 20% of the photo
+        for split, d in data.items():
+            for top, left, bottom, right in d.info["boxes"][d.labels == p].tolist():
+                assert masks[split][top:bottom, left:right].all(), (p, split)  # the crop lies in its split
+    assert {"val", "test"} == set(HELD_OUT.values()) and len({r for r, _ in HELD_OUT}) == GRID[0]  # one per row
+    with pytest.raises(ValueError, match="split must be one of"):
+        photo_patches("validation", size=32, n=4)
+    assert load_dataset("photo_patches", "val", size=16, n=4).x.shape == (4, 3, 16, 16)
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_dataset("mnist5k", "val")
+    train, val, test = data.values()
     photos = _photos()
-    for data in (train, test):  # the recorded boxes are where the pixels really came from
+    for data in (train, val, test):  # the recorded boxes are where the pixels really came from
         for i in (0, 1, 7, 123):
             top, left, bottom, right = data.info["boxes"][i].tolist()
             crop = photos[data.labels[i]][:, top:bottom, left:right].float() / 255 * 2 - 1
@@ -319,3 +330,16 @@ def test_import_has_no_side_effects():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_load_photo_returns_a_copy_and_checks_its_arguments():
+    from course_lib.data.photos import PHOTO_NAMES, load_photo
+
+    photo = load_photo(1, 0.5)  # chelsea at half size
+    assert photo.shape == (3, 150, 225) and photo.dtype == torch.uint8
+    photo.zero_()
+    assert load_photo(1, 0.5).float().mean() > 0  # the cached photo is untouched
+    with pytest.raises(ValueError, match="photo must be"):
+        load_photo(len(PHOTO_NAMES))
+    with pytest.raises(ValueError, match="scale must be"):
+        load_photo(0, 2)

@@ -30,7 +30,7 @@ from course_lib.data.paired import (
     to_grey,
     unpaired_digits,
 )
-from course_lib.data.photos import _photos, max_patch_size
+from course_lib.data.photos import _photos, max_patch_size, split_mask
 
 
 def _targets(task: str, n: int = 6, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -354,18 +354,19 @@ def test_photo_patches_at_half_scale():
         crop = half[data.labels[i]][:, top:bottom, left:right].float() / 255 * 2 - 1
         torch.testing.assert_close(data.x[i], crop, rtol=0, atol=1e-6)
     test = photo_patches("test", size=32, n=40, seed=2, scale=0.5)
-    test_left = torch.tensor(test.info["test_left"])
-    assert torch.all(data.info["boxes"][:, 3] <= test_left[data.labels])
-    assert torch.all(test.info["boxes"][:, 1] >= test_left[test.labels])
+    for d in (data, test):  # the splits' blocks are cut from the half-size photo
+        for i in range(40):
+            top, left, bottom, right = d.info["boxes"][i].tolist()
+            assert split_mask(int(d.labels[i]), d.info["split"], 0.5)[top:bottom, left:right].all()
     assert torch.equal(photo_patches("train", size=16, n=8, seed=1, scale=1).x,
                        photo_patches("train", size=16, n=8, seed=1).x)  # scale 1 is the native resolution
 
 
 def test_max_patch_size_at_half_scale_and_bad_scales():
-    assert max_patch_size(0.5) == 45 and max_patch_size() == 90
-    assert photo_patches("test", size=45, n=8, scale=0.5).x.shape == (8, 3, 45, 45)
-    with pytest.raises(ValueError, match="size must be <= 45 at scale 0.5"):
-        photo_patches("test", size=46, n=8, scale=0.5)
+    assert max_patch_size(0.5) == 37 and max_patch_size() == 75  # chelsea's blocks: 300 / 4 rows, 150 / 4 at half size
+    assert photo_patches("test", size=37, n=8, scale=0.5).x.shape == (8, 3, 37, 37)
+    with pytest.raises(ValueError, match="size must be <= 37 at scale 0.5"):
+        photo_patches("test", size=38, n=8, scale=0.5)
     for bad in (0, -0.5, 1.5, True, "0.5", None):
         with pytest.raises(ValueError, match="scale must be a number in"):
             photo_patches(size=8, n=2, scale=bad)
@@ -382,3 +383,13 @@ def test_digit_subsets_are_balanced_over_the_classes():
     full_x, full_y = digit_subset("test")
     assert len(full_x) == 1000 and torch.equal(full_y, mnist5k("test").labels)  # None: all, as stored
     assert torch.equal(task_targets("edges2digits", "test", n=30), x)  # the targets edges2digits scores
+
+
+def test_photo_tasks_have_val_pairs_and_digit_tasks_do_not():
+    x_val, y_val = paired_task("denoise", "val", n=6)
+    x_test, y_test = paired_task("denoise", "test", n=6)
+    assert x_val.shape == x_test.shape == (6, 3, 32, 32) and not torch.equal(y_val, y_test)
+    assert torch.equal(paired_task("denoise", "val", n=6)[0], x_val)  # fixed noise: the same pairs every time
+    assert task_targets("colorize", "val").shape == (500, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\)"):
+        paired_task("edges2digits", "val", n=4)

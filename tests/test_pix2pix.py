@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib.pix2pix import (
@@ -407,6 +408,12 @@ def test_the_cli_builds_residual_dropout_free_u_nets_for_the_photo_tasks():
     for task in ("colorize", "superres", "inpaint", "denoise"):
         cfg = pix2pix_config(default_config("pix2pix", task=task))
         assert cfg.residual and cfg.dropout == 0.0 and cfg.max_mult == 2
+        assert cfg.correction_stride == (8 if task == "colorize" else 1)  # slow colour, sharp detail
+        assert pix2pix_config(default_config("pix2pix", task=task, correction_stride=4)).correction_stride == 4
+    with pytest.raises(ValueError, match="correction_stride > 1 needs model 'pix2pix' with a photo task"):
+        default_config("pix2pix", task="edges2digits", correction_stride=8)
+    with pytest.raises(ValueError, match="correction_stride must be an int >= 0"):
+        default_config("pix2pix", task="colorize", correction_stride=-1)
     cfg = pix2pix_config(default_config("pix2pix", task="edges2digits"))
     assert not cfg.residual and cfg.dropout == 0.5 and (cfg.in_channels, cfg.out_channels) == (1, 1)
 
@@ -422,3 +429,92 @@ def test_l2_reconstruction_is_the_mean_squared_error():
     assert l1.item() == pytest.approx((y_fake - y_real).abs().mean().item())
     with pytest.raises(ValueError, match="reconstruction"):
         pix2pix_g_loss(logits, y_fake, y_real, reconstruction="l3")
+
+
+# ---- shaping the residual correction: stride (slow colour) and scale (calibration) ------------
+
+RESIDUAL = dataclasses.replace(TINY, residual=True, dropout=0.0)
+
+
+def _unet(cfg: Pix2PixConfig, seed: int = 0) -> UNet:
+    torch.manual_seed(seed)
+    return init_weights_(UNet(cfg), std=0.2).eval()  # a large init: corrections far from 0
+
+
+def test_a_correction_stride_of_the_image_size_adds_one_colour_per_image():
+    G = _unet(dataclasses.replace(RESIDUAL, correction_stride=16))
+    x = torch.rand(3, 1, 16, 16) * 1.6 - 0.8  # away from +-1: the clamp stays idle
+    with torch.no_grad():
+        correction = G(x) - x  # (3, 3, 16, 16)
+    flat = correction.flatten(2)
+    torch.testing.assert_close(flat, flat[..., :1].expand_as(flat), rtol=0, atol=1e-6)  # constant per image, channel
+    assert flat[..., 0].std() > 1e-3  # but a different colour per image and channel
+
+
+def test_a_correction_stride_averages_the_correction_over_blocks_then_upsamples():
+    plain, strided = _unet(RESIDUAL), _unet(dataclasses.replace(RESIDUAL, correction_stride=4))  # the same weights
+    x = torch.rand(2, 1, 16, 16) * 0.2 - 0.1  # near 0: neither output clamps
+    with torch.no_grad():
+        raw = plain(x) - x
+        expected = F.interpolate(F.avg_pool2d(raw, 4), scale_factor=4, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(strided(x) - x, expected, rtol=0, atol=1e-5)
+
+
+def test_a_correction_scale_blends_the_input_and_the_output():
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        full = _unet(RESIDUAL)(x)
+        torch.testing.assert_close(_unet(dataclasses.replace(RESIDUAL, correction_scale=0.0))(x), x.expand(-1, 3, -1, -1))
+        torch.testing.assert_close(_unet(dataclasses.replace(RESIDUAL, correction_scale=0.25))(x), x + 0.25 * (full - x))
+
+
+@pytest.mark.parametrize("field, value", [
+    ("correction_stride", 0), ("correction_stride", 3), ("correction_stride", 2.0), ("correction_scale", -0.5),
+    ("correction_scale", float("nan")), ("correction_scale", "1"),
+])
+def test_correction_settings_are_checked(field, value):
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        dataclasses.replace(RESIDUAL, **{field: value})
+
+
+def test_correction_settings_need_a_residual_u_net():
+    for field, value in (("correction_stride", 4), ("correction_scale", 0.5)):
+        with pytest.raises(ValueError, match="need residual=True"):
+            dataclasses.replace(TINY, **{field: value})
+
+
+def test_least_squares_scale_has_the_closed_form_minimum():
+    from course_lib.pix2pix import least_squares_scale
+
+    g = torch.Generator().manual_seed(1)
+    base, target = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
+    assert least_squares_scale(base, base + 2 * (target - base), target) == pytest.approx(0.5)  # twice too strong
+    assert least_squares_scale(base, base - (target - base), target) == 0.0  # the wrong way: clipped at 0
+    assert least_squares_scale(base, base.clone(), target) == 1.0  # no correction to scale
+    output = target + 0.3 * torch.randn(4, 3, 8, 8, generator=g)
+    c = least_squares_scale(base, output, target)
+    grid = torch.linspace(0, 2, 2001)
+    errors = torch.stack([(base + t * (output - base) - target).pow(2).sum() for t in grid])
+    assert c == pytest.approx(grid[errors.argmin()].item(), abs=1e-3)  # the parabola's vertex, found by search
+    with pytest.raises(ValueError, match="same shape"):
+        least_squares_scale(base, output[:2], target)
+
+
+def test_calibrate_fits_the_scale_on_val_pairs_and_never_raises_their_error():
+    from course_lib.data.paired import paired_task
+    from course_lib.translate import calibrate_pix2pix, translate
+
+    G = _unet(dataclasses.replace(RESIDUAL, img_size=32, depth=5))
+    x, y = paired_task("colorize", "val", n=24)
+    errors = {}
+    for scale in (0.0, 1.0):
+        G.cfg.correction_scale = scale
+        errors[scale] = (translate(G, x) - y).pow(2).mean().item()
+    c = calibrate_pix2pix(G, "colorize", n=24)
+    assert G.cfg.correction_scale == c and 0 <= c < 1  # an untrained correction is mostly noise: shrunk
+    assert (translate(G, x) - y).pow(2).mean().item() <= min(errors.values()) + 1e-6
+    with pytest.raises(ValueError, match="residual"):
+        calibrate_pix2pix(_unet(TINY), "colorize", n=4)
+    with pytest.raises(ValueError, match="split must be one of"):
+        calibrate_pix2pix(_unet(dataclasses.replace(RESIDUAL, in_channels=1, out_channels=1, img_size=32, depth=5)),
+                          "edges2digits", n=4)

@@ -342,3 +342,22 @@ def test_translation_runs_use_the_d_learning_rate(model, digits_once):
     run = train.build_run(cfg)
     assert run.state.optimizers["G"].param_groups[0]["lr"] == 3e-4
     assert run.state.optimizers["D"].param_groups[0]["lr"] == 1e-5, "--lr-d is ignored: D trains at lr_g"
+
+
+def test_pix2pix_photo_runs_calibrate_on_val_pairs(tmp_path, capsys):
+    """A photo task fits G's correction scale on the val pairs and reports the test scores before and after;
+    --no-calibrate keeps G as trained; only pix2pix photo tasks can calibrate."""
+    calibrated, plain = tmp_path / "calibrated", tmp_path / "plain"
+    common = ("--task", "colorize", "--steps", "3", "--eval-samples", "20")
+    assert run_translation("pix2pix", calibrated, *common) == 0
+    metrics = json.loads((calibrated / "metrics.json").read_text())
+    assert {"raw_psnr", "raw_ssim", "correction_scale"} <= set(metrics) and metrics["correction_scale"] >= 0
+    G, meta = sample.load_generator(calibrated)
+    assert G.cfg.correction_scale == metrics["correction_scale"] and meta["train"]["calibrate"] is True
+    assert run_translation("pix2pix", plain, *common, "--no-calibrate") == 0
+    metrics_plain = json.loads((plain / "metrics.json").read_text())
+    assert "correction_scale" not in metrics_plain and sample.load_generator(plain)[0].cfg.correction_scale == 1.0
+    assert metrics_plain["psnr"] == pytest.approx(metrics["raw_psnr"], abs=1e-4)  # the same G before calibrating
+    assert run_translation("pix2pix", tmp_path / "digits", "--task", "edges2digits", "--steps", "1",
+                           "--calibrate") == 2
+    assert "calibrate needs model 'pix2pix' with a photo task" in capsys.readouterr().err

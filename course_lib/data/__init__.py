@@ -14,8 +14,8 @@ name                x                               source and split
                                                     80% train
 ``printed_digits``  (10 * n_per_class, 1, 32, 32)   0-9 in matplotlib's fonts, jittered, framed
                                                     like MNIST; seeded per split
-``photo_patches``   (n, 3, size, size)              crops of 8 bundled photos; test from the
-                                                    right-most 20% of each photo
+``photo_patches``   (n, 3, size, size)              crops of 8 bundled photos; val and test
+                                                    from held-out blocks of each photo
 ``toy2d``           (n, 2)                          ring / grid / moons of 2-D points
 ==================  ==============================  ========================================
 
@@ -37,7 +37,7 @@ import inspect
 from typing import Any
 
 from course_lib.data.batches import ShuffledBatches
-from course_lib.data.common import SPLITS, TensorData, check_split
+from course_lib.data.common import PHOTO_SPLITS, SPLITS, TensorData, check_split
 from course_lib.data.handwritten import digits, mnist5k
 from course_lib.data.online import (OFFLINE_DATASETS, DatasetUnavailableError, cifar10,
                                     fashion_mnist, image_folder, mnist)
@@ -67,7 +67,7 @@ def load_dataset(name: str, split: str = "train", **kwargs: Any) -> TensorData:
     Args:
         name: a key of `AVAILABLE`: offline "mnist5k", "digits", "printed_digits",
             "photo_patches", "toy2d"; online "mnist", "fashion_mnist", "cifar10", "image_folder".
-        split: "train" or "test".
+        split: "train" or "test" ("val" too for photo_patches).
         **kwargs: the loader's other arguments, e.g. ``n_per_class=100, seed=1`` for
             printed_digits or ``root="data", download=True`` for mnist.
 
@@ -78,7 +78,7 @@ def load_dataset(name: str, split: str = "train", **kwargs: Any) -> TensorData:
         raise ValueError(f"unknown dataset {name!r}; available offline: "
                          f"{', '.join(OFFLINE_DATASETS)}; online (need files or a network): "
                          f"{', '.join(ONLINE_DATASETS)}")
-    check_split(split)
+    check_split(split, PHOTO_SPLITS if name == "photo_patches" else SPLITS)
     loader = AVAILABLE[name]
     parameters = inspect.signature(loader).parameters
     accepted = [p for p in parameters if p != "split"]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 SPLITS = ("train", "test")
+PHOTO_SPLITS = ("train", "val", "test")  # photo_patches also has a validation strip (course_lib.data.photos)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,11 @@ class TensorData:
         return self.x.shape[0]
 
 
-def check_split(split: str) -> int:
-    """Validate a split name and return its index (0 for "train", 1 for "test")."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return SPLITS.index(split)
+def check_split(split: str, allowed: tuple[str, ...] = SPLITS) -> int:
+    """Validate a split name against ``allowed`` and return its index (0 for "train", 1 for "test", 2 for "val")."""
+    if split not in allowed:
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+    return (*SPLITS, "val").index(split)
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -82,14 +83,14 @@ def split_seed(seed: int, split: str, salt: int = 0) -> int:
 
     Args:
         seed: the user's seed, a non-negative int.
-        split: "train" or "test".
+        split: "train", "test" or (photo patches) "val".
         salt: a constant per dataset, so two datasets with the same seed draw different numbers.
 
     Returns:
         A non-negative int < 2**63, usable by `torch.Generator.manual_seed` and `np.random.default_rng`.
     """
     seed = check_int("seed", seed, 0)
-    words = np.random.SeedSequence([seed, check_split(split), salt]).generate_state(2, dtype=np.uint32)
+    words = np.random.SeedSequence([seed, check_split(split, PHOTO_SPLITS), salt]).generate_state(2, dtype=np.uint32)
     return (int(words[0]) << 31) ^ int(words[1])
 
 

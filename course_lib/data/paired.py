@@ -23,7 +23,10 @@ For superres and inpaint the input already *is* the classical answer (with the m
 and the U-Net learns a correction of it (``Pix2PixConfig.residual``).
 
 ``degrade(task, y, generator)`` draws fresh masks and noise for every training batch;
-``paired_task(task, split)`` fixes them for a split, so test pairs are the same in every run.
+``paired_task(task, split)`` fixes them for a split, so val and test pairs are the same in every
+run. The photo tasks have a ``"val"`` split (held-out blocks of the photos, see
+``course_lib.data.photos``) for choosing settings and calibrating a model, and report on
+``"test"`` (other held-out blocks).
 
 **Unpaired domains** (CycleGAN): ``unpaired_digits`` gives handwritten (``mnist5k``) and printed
 (``printed_digits``) digits; ``image_files`` loads any folder of images, ``paired_folders`` two
@@ -39,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from course_lib.data.common import TensorData, bytes_to_unit, check_int, check_split, split_seed
+from course_lib.data.common import PHOTO_SPLITS, SPLITS, TensorData, bytes_to_unit, check_int, check_split, split_seed
 from course_lib.data.handwritten import mnist5k
 from course_lib.data.photos import photo_patches
 from course_lib.data.printed import printed_digits
@@ -50,7 +53,7 @@ SCALE = 4             # superres: downsampling factor
 NOISE_SIGMA = 0.2     # denoise: noise std on [0, 1] (0.4 on the course's [-1, 1] scale)
 HOLE_FRACTION = 3 / 8  # inpaint: side of the hidden square as a fraction of the image side (12 px of 32)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
-TEST_PATCHES = 500    # held-out photo patches per task
+TEST_PATCHES = 500    # held-out photo patches per task and split (val, test)
 PHOTO_SCALE = 0.5     # photos are shrunk to half size before cropping: a 32x32 patch shows more of the scene
 
 
@@ -194,10 +197,10 @@ def show_input(task: str, x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 def task_targets(task: str, split: str = "train", n: int | None = None, seed: int = 0, size: int = 32) -> torch.Tensor:
-    """Clean targets y of a task: photo patches (n of them, default 10,000 train / 500 test) or mnist5k digits
-    (all of the split, or n balanced over the classes, see ``digit_subset``)."""
+    """Clean targets y of a task: photo patches (n of them, default 10,000 train / 500 val or test) or mnist5k
+    digits (all of the split, or n balanced over the classes, see ``digit_subset``; no "val" split)."""
     spec = task_spec(task)
-    check_split(split)
+    check_split(split, PHOTO_SPLITS if spec.dataset == "photo_patches" else SPLITS)
     if spec.dataset == "mnist5k":
         x, _ = digit_subset(split, n)
         return x
@@ -229,8 +232,9 @@ def paired_task(task: str, split: str = "test", n: int | None = None, seed: int 
 
     Args:
         task: one of ``TASKS``.
-        split: "train" or "test" (test patches come from the photos' held-out strips).
-        n: number of pairs (default: 500 test / 10,000 train photo patches; all digits of the split).
+        split: "train", "test" or, for the photo tasks, "val" (val and test patches come from
+            different held-out blocks of the photos).
+        n: number of pairs (default: 500 val or test / 10,000 train photo patches; all digits of the split).
         seed: fixes the patch positions, masks and noise.
         size: photo patch side (edges2digits: always 32).
 
