@@ -1,16 +1,19 @@
 """Training throughput of the course's GANs on this device: images/s, FLOPs per image, share of the ceiling.
 
-    python benchmarks/train_throughput.py [--device auto] [--steps 20] [--models dcgan cgan wgan_gp]
-                                          [--amp] [--channels-last] [--compile]
+    python benchmarks/train_throughput.py [--device auto] [--steps 20] [--models dcgan cgan wgan_gp stylegan]
+                                          [--widths 64 32] [--amp] [--channels-last] [--compile]
 
 For each model it times ``--steps`` training steps (after 3 warm-up steps) of the configuration
-``python -m course_lib.train`` uses by default (batch 64, width 64), counts the floating-point
+``python -m course_lib.train`` uses by default (DCGANs at width 64 and 32, the StyleGAN at its
+default width 16; ``--widths`` sets them for every model), counts the floating-point
 operations of one step with ``torch.utils.flop_counter.FlopCounterMode`` (forward and backward of
 G and D, as the step runs them), and reports images per second. On a CPU it also measures the
 machine's convolution ceiling: the FLOP rate of a large, well-shaped convolution's forward and
 backward pass, the best a convolutional network can hope for here, and prints the share of it each
 model reaches. A WGAN-GP step processes ``n_critic`` real batches, so its images/s counts real
-images through the critic.
+images through the critic. A StyleGAN step runs the lazy R1 penalty every ``r1_every`` steps, so
+its timing averages over both kinds of step (the FLOP counter follows neither: n/a); ``--compile``
+compiles its synthesis network and D as ``python -m course_lib.train stylegan --compile`` does.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.device import get_device
 from course_lib.train import build_run, default_config
+
+DEFAULT_WIDTHS = {"stylegan": [16]}  # base_channels measured per model when --widths is not given (others: 64, 32)
 
 
 def conv_ceiling(device: torch.device, seconds: float = 3.0) -> float:
@@ -54,10 +59,16 @@ def _sync(device: torch.device) -> None:
 
 def measure(model: str, device: torch.device, steps: int, amp: bool, channels_last: bool, compile: bool,
             base_channels: int) -> dict:
-    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0, base_channels=base_channels)
+    style = model == "stylegan"
+    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0, base_channels=base_channels,
+                         compile=compile if style else None)  # the StyleGAN run compiles its own networks
     run = build_run(cfg, device)
-    step = run.step_fn
-    if compile:  # compile the networks, never the step: the gradient penalty needs double backward
+
+    def step() -> None:  # one training step, counted as fit() counts it (the StyleGAN's lazy R1 reads the count)
+        run.step_fn()
+        run.state.step += 1
+
+    if compile and not style:  # compile the networks, never the step: the gradient penalty needs double backward
         for name in ("G", "D"):
             run.state.models[name].compile()
     images_per_step = cfg.batch_size * (cfg.n_critic if model == "wgan_gp" else 1)
@@ -65,8 +76,8 @@ def measure(model: str, device: torch.device, steps: int, amp: bool, channels_la
         with FlopCounterMode(display=False) as counter:
             step()
         flops_per_image = counter.get_total_flops() / images_per_step
-    except RuntimeError:  # FlopCounterMode cannot follow the double backward of the gradient penalty
-        flops_per_image = None
+    except (RuntimeError, AssertionError):  # FlopCounterMode cannot follow a double backward (the gradient
+        flops_per_image = None               # penalty) nor the StyleGAN step's hooks on grad-free tensors
     for _ in range(3):
         step()
     _sync(device)
@@ -83,12 +94,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan", "wgan_gp"])
+    parser.add_argument("--models", nargs="+", default=["dcgan", "cgan", "wgan_gp", "stylegan"])
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
-    parser.add_argument("--widths", type=int, nargs="+", default=[64, 32],
-                        help="base_channels to measure (64: the usual DCGAN shape; 32: the course's training default)")
+    parser.add_argument("--widths", type=int, nargs="+",
+                        help="base_channels to measure (default: 64, the usual DCGAN shape, and 32, the course's "
+                             "training default; 16 for the StyleGAN, its width at 32x32)")
     args = parser.parse_args()
     device = get_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
@@ -97,12 +109,12 @@ def main() -> None:
     if ceiling:
         print(f"convolution ceiling (3x3 conv, 128 ch, fwd + bwd): {ceiling / 1e9:.1f} GFLOP/s")
     print(f"{'model':<9} {'width':>5} {'images/s':>9} {'ms/step':>8} {'GFLOP/image':>12} {'GFLOP/s':>8}" + ("  share of ceiling" if ceiling else ""))
-    for width in args.widths:
-        for model in args.models:
+    for model in args.models:
+        for width in args.widths or DEFAULT_WIDTHS.get(model, [64, 32]):
             r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile, width)
             if r["gflops_per_image"] is None:
                 print(f"{model:<9} {width:>5} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {'n/a':>12} {'n/a':>8}"
-                      "  (FLOPs of a double backward cannot be counted)")
+                      "  (FlopCounterMode cannot count this step)")
                 continue
             rate = r["images_per_second"] * r["gflops_per_image"]
             share = f"  {rate * 1e9 / ceiling:16.0%}" if ceiling else ""
