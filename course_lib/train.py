@@ -461,7 +461,8 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
         calibration = {f"raw_{key}": as_trained[key] for key in ("psnr", "ssim") if key in as_trained}
         calibration["correction_scale"] = calibrate_pix2pix(run.sampler, cfg.task)
     save_generator(out / GENERATOR, run.sampler, run.model_cfg, cfg)
-    save_images(run.state.grids[-1][1], out / SAMPLES, nrow=run.grid_columns)
+    grid = run.sample_grid() if cfg.calibrate else run.state.grids[-1][1]  # a calibrated G's own outputs
+    save_images(grid, out / SAMPLES, nrow=run.grid_columns)
     images_per_step = cfg.batch_size * {"wgan_gp": cfg.n_critic, "cyclegan": 2}.get(cfg.model, 1)  # cyclegan: a batch per domain
     result: dict[str, Any] = {
         "model": cfg.model,

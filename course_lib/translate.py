@@ -130,8 +130,8 @@ def build_pix2pix(cfg: Any, generator: torch.Generator, device: torch.device) ->
         return pix2pix_step(G, D, optimizers["G"], optimizers["D"], x.to(device), y.to(device),
                             lambda_l1=cfg.lambda_l1, reconstruction=cfg.reconstruction, amp=cfg.amp)
 
-    def grid() -> torch.Tensor:  # rows: inputs, outputs, targets
-        y_fake = paste(cfg.task, x_test, G(x_test.to(device)).float().cpu())
+    def grid() -> torch.Tensor:  # rows: inputs, outputs, targets (translate: eval mode, no gradients)
+        y_fake = paste(cfg.task, x_test, translate(G, x_test))
         return torch.cat([show_input(cfg.task, x_test), y_fake, y_test])
 
     return TranslationRun(model_cfg, {"G": G, "D": D}, optimizers, batches, step, G, grid)

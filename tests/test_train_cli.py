@@ -358,6 +358,11 @@ def test_pix2pix_photo_runs_calibrate_on_val_pairs(tmp_path, capsys):
     metrics_plain = json.loads((plain / "metrics.json").read_text())
     assert "correction_scale" not in metrics_plain and sample.load_generator(plain)[0].cfg.correction_scale == 1.0
     assert metrics_plain["psnr"] == pytest.approx(metrics["raw_psnr"], abs=1e-4)  # the same G before calibrating
+    from PIL import Image
+
+    with Image.open(calibrated / "samples.png") as a, Image.open(plain / "samples.png") as b:
+        assert abs(metrics["correction_scale"] - 1) > 0.01  # (3 steps: far from calibrated)
+        assert not np.array_equal(np.asarray(a), np.asarray(b))  # samples.png shows the calibrated outputs
     assert run_translation("pix2pix", tmp_path / "digits", "--task", "edges2digits", "--steps", "1",
                            "--calibrate") == 2
     assert "calibrate needs model 'pix2pix' with a photo task" in capsys.readouterr().err
