@@ -97,8 +97,12 @@ def calibrate_pix2pix(G: UNet, task: str, n: int | None = None) -> float:
     if not isinstance(G, UNet) or not G.cfg.residual:
         raise ValueError("G must be a residual pix2pix UNet (Pix2PixConfig(residual=True)) to calibrate")
     x, y = paired_task(task, "val", n=n)
-    G.cfg.correction_scale = 1.0
-    y_fake = paste(task, x, translate(G, x))
+    before, G.cfg.correction_scale = G.cfg.correction_scale, 1.0
+    try:
+        y_fake = paste(task, x, translate(G, x))  # G's corrections as trained
+    except BaseException:
+        G.cfg.correction_scale = before
+        raise
     x_image = x[:, :G.cfg.out_channels].expand_as(y)  # what a scale of 0 returns: the input itself
     G.cfg.correction_scale = least_squares_scale(x_image, y_fake, y)
     return G.cfg.correction_scale

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 SPLITS = ("train", "test")
-PHOTO_SPLITS = ("train", "val", "test")  # photo_patches also has a validation strip (course_lib.data.photos)
+PHOTO_SPLITS = ("train", "val", "test")  # photo_patches also has validation blocks (course_lib.data.photos)
 
 
 @dataclass(frozen=True)
