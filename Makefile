@@ -4,36 +4,33 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 # jupyter lab refuses to run as root unless told it may (containers, CI)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: venv lab test exercises notebooks clean
 
-$(STAMP): requirements.txt pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@touch $(STAMP)
+# Creates the environment, repairs a broken one (dangling link, interrupted set-up) and installs
+# requirements.txt whenever it or pyproject.toml changed; see scripts/ensure_venv.py.
+venv:
+	@$(PYTHON) scripts/ensure_venv.py --venv $(VENV)
 
-venv: $(STAMP)
-
-lab: $(STAMP)
+lab: venv
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_setup_and_tour.ipynb
 
 # Exercises must match solutions; then unit tests, grader tests, papermill runs and nbval over
 # the lesson and solution notebooks, all in the smoke profile.
-test: $(STAMP)
+test: venv
 	$(BIN)/python -m course_lib.exercises check
 	COURSE_PROFILE=smoke COURSE_HEADLESS=1 MPLBACKEND=agg \
 		$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider tests notebooks solutions
 
 # Regenerate exercises/ from solutions/ (never edit exercises by hand).
-exercises: $(STAMP)
+exercises: venv
 	$(BIN)/python -m course_lib.exercises build
 
 # Re-execute lesson and solution notebooks in place with the laptop profile (committed outputs),
 # then regenerate the exercises (execution records the kernel's language_info in the metadata).
-notebooks: $(STAMP)
+notebooks: venv
 	$(BIN)/python scripts/execute_notebooks.py --profile laptop notebooks/*.ipynb solutions/*.ipynb
 	$(BIN)/python -m course_lib.exercises build
 
