@@ -10,6 +10,11 @@ class-conditional samples. The reference set is a split of ``mnist5k``. The metr
 the classifier's penultimate features (see ``course_lib.metrics``), so they are comparable within
 the course, not with published Inception FIDs.
 
+The command refuses fewer than ``MIN_SAMPLES`` (100) samples and warns (on stderr) below the
+size of the reference split: the metrics are biased or noisy there (compare with the real-vs-real
+floor it prints at the nearest size). Labels must be class indices 0..9; a ``--labels-key`` given
+explicitly must be in the file. Results go to stdout, warnings and errors to stderr.
+
 ``evaluate_likelihood`` scores a VAE differently: -ELBO and the importance-weighted bound on the
 test images, in nats (what ``python -m course_lib.train vae`` writes into metrics.json).
 """
@@ -20,39 +25,74 @@ import argparse
 import functools
 import json
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from course_lib import metrics
-from course_lib.checkpoint import CheckpointError
+from course_lib.checkpoint import CheckpointError, describe_os_error
 from course_lib.data import load_dataset
 from course_lib.vae import VAE, binarize, iwae_log_px, kl_normal
 
 METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
+NUM_CLASSES = 10  # the digit classifier's classes: labels are 0..9
+# fewest samples the command scores: the Inception Score averages 10 splits, and a split of m samples
+# cannot score above m, so 10 per split are needed for 10 classes (at N = 10 every IS is exactly 1)
+MIN_SAMPLES = 100
 
 
-def load_samples(path: str | Path, labels_key: str = "labels") -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_samples(path: str | Path, labels_key: str = "labels",
+                 require_labels: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Read an ``.npz`` of uint8 NHWC images (``arr_0``) and optional labels.
 
+    Args:
+        path: the file, as ``np.savez(path, images, labels=labels)`` writes it.
+        labels_key: the name of the labels array; ignored when absent unless ``require_labels``.
+        require_labels: raise if the file has no ``labels_key`` array (a key given on purpose).
+
     Returns:
-        ``(images, labels)``: images float32 (N, 1, H, W) in [-1, 1]; labels int64 (N,) or None.
+        ``(images, labels)``: images float32 (N, 1, H, W) in [-1, 1]; labels int64 (N,) in 0..9 or None.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable ``.npz`` (truncated, a text file, ...), or arrays of the wrong kind.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no samples file at {path}")
-    with np.load(path) as data:
-        if "arr_0" not in data:
-            raise ValueError(f"{path} has no 'arr_0' array (found {sorted(data.files)}); save images with np.savez(path, images, labels=labels)")
-        pixels = data["arr_0"]
-        labels = data[labels_key] if labels_key in data else None
+        raise FileNotFoundError(f"{path} is a folder, not a samples file" if path.is_dir() else f"no samples file at {path}")
+    unreadable = (ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)  # what damaged files raise
+    how = "save images with np.savez(path, images, labels=labels)"
+    try:
+        data = np.load(path)  # allow_pickle=False: a pickle (or a text file) is refused, never executed
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not an .npz file but a single .npy array; {how}")
+        with data:
+            if "arr_0" not in data:
+                raise ValueError(f"{path} has no 'arr_0' array (found {sorted(data.files)}); {how}")
+            if require_labels and labels_key not in data:
+                raise ValueError(f"{path} has no {labels_key!r} array for --labels-key (found {sorted(data.files)})")
+            pixels = data["arr_0"]
+            labels = data[labels_key] if labels_key in data else None
+    except unreadable as err:
+        if str(err).startswith(str(path)):
+            raise
+        detail = ("it is neither an .npz nor an .npy file" if "pickle" in str(err)  # NumPy's words for any other file
+                  else f"{type(err).__name__}: {' '.join(str(err).split())[:120]}")
+        raise ValueError(f"{path} is not a readable .npz file of samples: it is truncated or damaged, or not written "
+                         f"by np.savez ({detail})") from err
     if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 1 or pixels.shape[1:3] not in ((28, 28), (32, 32)):
         raise ValueError(f"arr_0 must be uint8 of shape (N, 28 or 32, 28 or 32, 1), got {pixels.dtype} {pixels.shape}")
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1  # (N, 1, H, W) in [-1, 1]
     if labels is not None:
         if labels.shape != (len(pixels),) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"'{labels_key}' must be integers of shape ({len(pixels)},), got {labels.dtype} {labels.shape}")
+        outside = labels[(labels < 0) | (labels >= NUM_CLASSES)]
+        if len(outside):
+            raise ValueError(f"'{labels_key}' must hold class indices 0..{NUM_CLASSES - 1}, found "
+                             f"{len(outside)} outside (e.g. {sorted(set(outside.tolist()))[:3]})")
         labels = torch.from_numpy(labels).long()
     return images, labels
 
@@ -233,16 +273,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("samples", type=Path, help=".npz with arr_0: uint8 (N, H, W, 1) images, optional labels")
     parser.add_argument("--ref", default="test", choices=["test", "train"], help="mnist5k split to compare with")
-    parser.add_argument("--labels-key", default="labels", help="name of the labels array in the .npz (default: labels)")
+    parser.add_argument("--labels-key", help="name of the labels array in the .npz (default: labels, if present)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="cpu", help="device for the classifier (default cpu)")
     args = parser.parse_args(argv)
     try:
-        images, labels = load_samples(args.samples, args.labels_key)
-        result = evaluate(images, labels, ref=args.ref, device=args.device)
+        from course_lib.device import get_device
+
+        device = get_device(args.device)
+        images, labels = load_samples(args.samples, args.labels_key or "labels", require_labels=args.labels_key is not None)
+        if len(images) < MIN_SAMPLES:
+            raise ValueError(f"{args.samples} holds {len(images)} samples: the metrics need at least {MIN_SAMPLES} "
+                             "(the Inception Score splits them into 10 groups; with fewer, IS and KID are meaningless)")
+        reference = 1000 if args.ref == "test" else 4000  # the mnist5k split's size
+        if len(images) < reference:
+            print(f"warning: {len(images)} samples, fewer than the {reference:,} reference digits: FD and KID are "
+                  "biased and noisy at this size; compare with the real-vs-real floor at the same size", file=sys.stderr)
+        result = evaluate(images, labels, ref=args.ref, device=device)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result))
     else:

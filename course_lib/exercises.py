@@ -97,6 +97,17 @@ def render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read a solution notebook; a file that is not a valid notebook raises ``ExerciseFormatError``."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError) as err:  # NotJSONError is a ValueError
+        reason = " ".join(str(err).split())
+        reason = reason if len(reason) <= 120 else reason[:120] + " ..."
+        raise ExerciseFormatError(f"{path} is not a valid notebook ({type(err).__name__}: {reason}); "
+                                  "restore it from git, or save it again from Jupyter") from err
+
+
 def build(solutions_dir: Path, exercises_dir: Path, write: bool) -> list[str]:
     """Generate every exercise notebook; return a list of problems (drift when ``write`` is False)."""
     problems = []
@@ -107,12 +118,12 @@ def build(solutions_dir: Path, exercises_dir: Path, write: bool) -> list[str]:
     for path in solutions:
         target = exercises_dir / path.name
         expected.add(target.name)
-        text = render(make_exercise(nbformat.read(path, as_version=4), name=str(path)))
+        text = render(make_exercise(read_notebook(path), name=str(path)))
         if write:
             exercises_dir.mkdir(parents=True, exist_ok=True)
             if not target.exists() or target.read_text(encoding="utf-8") != text:
                 target.write_text(text, encoding="utf-8")
-                print(f"wrote {target}")
+                print(f"wrote {target}", file=sys.stderr)
         elif not target.exists():
             problems.append(f"{target} is missing (run: python -m course_lib.exercises build)")
         elif target.read_text(encoding="utf-8") != text:
@@ -134,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExerciseFormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. a read-only exercises folder
+        from course_lib.checkpoint import describe_os_error
+
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems and args.command == "check":

@@ -18,19 +18,26 @@ test inputs of its task (``inputs`` and ``targets`` are saved beside ``arr_0``, 
 ``course_lib.data.paired``), CycleGAN the first N test digits of the source domain of
 ``--direction`` (AB: handwritten to printed, the default; BA: printed to handwritten), with their
 ``labels``, so ``python -m course_lib.evaluate`` can read how many kept their identity.
+
+Samples are generated and written ``CHUNK`` at a time, so memory stays flat for any N; the file
+is written atomically (a temporary file renamed at the end) and the command checks the free disk
+space first. The weights' checksums are verified on load (``course_lib.checkpoint``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from course_lib.checkpoint import CheckpointError, atomic_write, load_weights
+from course_lib.checkpoint import CheckpointError, DiskFullError, atomic_write, describe_os_error, load_weights
 from course_lib.device import get_device
 from course_lib.cyclegan import CycleGAN, CycleGANConfig
 from course_lib.gan import DCGANConfig, Generator
@@ -41,7 +48,9 @@ from course_lib.vae import VAE, VAEConfig
 from course_lib.viz import to_uint8
 
 GENERATOR = "generator.safetensors"  # the file train.py writes into a run directory
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's shipped checkpoints
+CHUNK = 500  # images generated and written at a time
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"  # the repository's checkpoints/, next to course_lib/
+CHECKPOINTS_ENV = "COURSE_CHECKPOINTS"  # the checkpoints' folder, for a course_lib installed without the repository
 ARCHITECTURES = {  # model name in the metadata -> (config class, module class)
     "dcgan": (DCGANConfig, Generator),
     "cgan": (DCGANConfig, Generator),
@@ -54,18 +63,45 @@ ARCHITECTURES = {  # model name in the metadata -> (config class, module class)
 }
 
 
-def shipped_checkpoint(name: str) -> Path:
+def shipped_checkpoint(name: str, root: str | Path | None = None) -> Path:
     """The directory of a checkpoint shipped with the course, e.g. ``shipped_checkpoint("dcgan")``.
 
+    The checkpoints live in the repository's ``checkpoints/`` folder, not in the ``course_lib`` package:
+    a clone (installed editable, as ``requirements.txt`` does) finds them by itself. A ``course_lib``
+    installed without the repository (``pip install .``) needs to be told where that folder is.
+
+    Args:
+        name: the checkpoint's folder name, e.g. ``"dcgan"``, ``"vae"``, ``"pix2pix_inpaint"``.
+        root: the folder that holds the checkpoints (a clone's ``checkpoints/``). Default: the folder
+            named by the ``COURSE_CHECKPOINTS`` environment variable when it is set, else the
+            ``checkpoints/`` folder next to the ``course_lib`` package (a clone of the repository).
+
+    Returns:
+        ``root / name``, a directory with a ``generator.safetensors`` (``load_generator`` reads it).
+
     Raises:
-        CheckpointError: no such directory (list what is there, and how to make it).
+        CheckpointError: no such checkpoint where it looked (the message says where that was, what is
+            there, and how to point to the checkpoints).
     """
-    path = SHIPPED / name
-    if not (path / GENERATOR).is_file():
-        available = sorted(d.name for d in SHIPPED.iterdir() if (d / GENERATOR).is_file()) if SHIPPED.is_dir() else []
-        raise CheckpointError(f"no shipped checkpoint {name!r} in {SHIPPED} (available: {available}); "
-                              f"`python scripts/train_checkpoints.py {name}` retrains it")
-    return path
+    if root is not None:
+        folder, source = Path(root), "the root argument"
+    elif os.environ.get(CHECKPOINTS_ENV):
+        folder, source = Path(os.environ[CHECKPOINTS_ENV]), f"${CHECKPOINTS_ENV}"
+    else:
+        folder, source = SHIPPED, "the default, checkpoints/ next to the course_lib package"
+    path = folder / name
+    if (path / GENERATOR).is_file():
+        return path
+    if folder.is_dir():
+        available = sorted(d.name for d in folder.iterdir() if (d / GENERATOR).is_file())
+        raise CheckpointError(f"no shipped checkpoint {name!r}: looked for {path / GENERATOR} ({folder} from {source}); "
+                              f"checkpoints there: {available or 'none'}. Point root= or {CHECKPOINTS_ENV} at the "
+                              f"course repository's checkpoints/ folder, or retrain it there with "
+                              f"`python scripts/train_checkpoints.py {name}`")
+    raise CheckpointError(f"no shipped checkpoint {name!r}: looked for {path / GENERATOR}, but {folder} (from {source}) "
+                          f"is not a folder. The checkpoints ship in the course repository's checkpoints/ folder, not "
+                          f"in the installed package: clone the repository, then pass root='<clone>/checkpoints' or "
+                          f"set the environment variable {CHECKPOINTS_ENV}=<clone>/checkpoints")
 
 
 def load_generator(directory: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -99,20 +135,31 @@ def load_generator(directory: str | Path, device: str | torch.device = "cpu") ->
 
 
 def write_samples(model: Generator | VAE | StyleGenerator, n: int, out: str | Path, seed: int = 0,
-                  truncation_psi: float = 1.0) -> Path:
+                  truncation_psi: float = 1.0, chunk: int = CHUNK) -> Path:
     """Sample n images (balanced labels for a conditional model) and save them as ``arr_0`` uint8 NHWC.
 
-    ``truncation_psi`` != 1 needs a StyleGAN (``ValueError`` otherwise).
+    The images are generated and written ``chunk`` at a time into the ``.npz`` (what ``np.savez``
+    writes: a zip of ``.npy`` files), so memory does not grow with n. ``truncation_psi`` != 1 needs
+    a StyleGAN (``ValueError`` otherwise).
     """
-    from course_lib.train import generate
-
-    images, labels = generate(model, n, seed, truncation_psi=truncation_psi)  # (n, C, 32, 32) in [-1, 1]
-    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (n, 32, 32, C)
-    arrays = {"labels": labels.numpy()} if labels is not None else {}
+    from course_lib.train import generate_batches
 
     def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a bare path
-            np.savez(f, pixels, **arrays)
+        labels = []
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            with archive.open("arr_0.npy", "w", force_zip64=True) as member:
+                for i, (images, y) in enumerate(generate_batches(model, n, seed, chunk, truncation_psi)):
+                    pixels = to_uint8(images).permute(0, 2, 3, 1).contiguous().numpy()  # (b, 32, 32, C)
+                    if i == 0:  # the header needs the whole array's shape
+                        np.lib.format.write_array_header_1_0(member, {
+                            "descr": np.lib.format.dtype_to_descr(pixels.dtype), "fortran_order": False,
+                            "shape": (n, *pixels.shape[1:])})
+                    member.write(pixels.tobytes())
+                    if y is not None:
+                        labels.append(y)
+            if labels:
+                with archive.open("labels.npy", "w") as member:
+                    np.lib.format.write_array(member, torch.cat(labels).numpy())
 
     return atomic_write(out, write)
 
@@ -161,24 +208,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
                         help="stylegan: truncation psi in [0, 1] (default 1: none)")
     args = parser.parse_args(argv)
+
+    def error(message: str, status: int = 2) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return status
+
     if not 0.0 <= args.truncation <= 1.0:
-        print(f"error: --truncation must be in [0, 1], got {args.truncation}", file=sys.stderr)
-        return 2
+        return error(f"--truncation must be in [0, 1], got {args.truncation}")
     if args.n < 1:
-        print(f"error: --n must be >= 1, got {args.n}", file=sys.stderr)
-        return 2
+        return error(f"--n must be >= 1, got {args.n}")
+    if args.out.is_dir():
+        return error(f"--out {args.out} is a folder: give the file to write, e.g. {args.out / 'samples.npz'}")
     try:
         model, config = load_generator(args.directory, get_device(args.device))
         if args.truncation != 1.0 and config["model"] != "stylegan":
             raise ValueError(f"--truncation needs a stylegan checkpoint, {args.directory} holds a {config['model']}")
+        folder = next(p for p in [args.out.absolute(), *args.out.absolute().parents] if p.exists())
+        needed = args.n * 32 * 32 * getattr(model.cfg, "img_channels", getattr(model.cfg, "out_channels", 3))
+        if needed > shutil.disk_usage(folder).free:
+            raise DiskFullError(f"--n {args.n} needs about {needed / 1e6:,.0f} MB in {folder}, which has "
+                                f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free (no space left on device)")
         if config["model"] in ("pix2pix", "cyclegan"):
             path = write_translations(model, config, args.n, args.out, args.direction)
         else:
             path = write_samples(model, args.n, args.out, args.seed, truncation_psi=args.truncation)
     except (ValueError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.n} samples of {config['model']} to {path}")
+        return error(str(err))
+    except OSError as err:  # a folder we may not write to, a full disk
+        return error(describe_os_error(err), 1)
+    print(f"wrote {args.n} samples of {config['model']} to {path}", file=sys.stderr)
     return 0
 
 

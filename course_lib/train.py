@@ -33,6 +33,16 @@ style-based generator of ``course_lib.stylegan``, trained by ``course_lib.styleg
   identity kept in each direction and FD to the target domain (``course_lib.translate``);
 - ``config.json``: the `TrainConfig` of the run.
 
+``--out`` must be a new or empty folder: one that holds anything is refused unless ``--resume``
+(continue the run in it) or ``--force`` (delete the previous run's files and start again); so is
+the repository's ``checkpoints/`` without ``--force``. ``--resume`` needs a ``checkpoint.pt`` there,
+refuses changed settings except when the run ends, how it is evaluated and the learning rates (a
+change is recorded, with its step, as ``lr_changes`` in the checkpoint and ``metrics.json``).
+Ctrl-C (or SIGTERM) finishes the step under way, writes the checkpoint, prints the command that
+continues the run and exits with status 130; a second Ctrl-C stops at once (the last checkpoint
+stays intact). Every setting is checked before the first step; errors are one line on stderr
+(status 2 for a bad flag or folder, 1 for a failure such as a full disk or a diverged run).
+
 A step is one generator update (for WGAN-GP: ``n_critic`` critic updates, then one G update; for a
 VAE one update of encoder and decoder on a batch, dynamically binarised for the Bernoulli likelihood;
 for pix2pix one D and one G update; for cyclegan one update of both generators, then of both Ds;
@@ -47,27 +57,33 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
+import shlex
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from course_lib.checkpoint import CheckpointError, atomic_write, read_checkpoint, save_weights
-from course_lib.data import ShuffledBatches, load_dataset
+from course_lib.checkpoint import (CheckpointError, DiskFullError, atomic_write, describe_os_error, is_temporary,
+                                   read_checkpoint, remove_stale_temporaries, save_weights)
+from course_lib.data import DatasetUnavailableError, ShuffledBatches, load_dataset
 from course_lib.data.paired import TASKS
 from course_lib.device import get_device, seed_everything
 from course_lib.augment import translate
 from course_lib.ema import ema_copy, ema_update_
-from course_lib.evaluate import evaluate, evaluate_likelihood
+from course_lib.evaluate import MIN_SAMPLES, evaluate, evaluate_likelihood
 from course_lib.gan import DCGANConfig, Discriminator, Generator, balanced_labels, sample_z
 from course_lib.gan_steps import gan_step, wgan_gp_step
 from course_lib.stylegan import StyleGANConfig
 from course_lib.stylegan_train import build_stylegan
-from course_lib.training import TrainState, fit
+from course_lib.sample import CHECKPOINTS_ENV, SHIPPED
+from course_lib.training import StopSignals, TrainingDiverged, TrainingInterrupted, TrainState, fit
 from course_lib.translate import GRID_PAIRS, build_cyclegan, build_pix2pix, calibrate_pix2pix, evaluate_translation
 from course_lib.vae import LIKELIHOODS, VAE, VAEConfig, binarize, sample, vae_step
 from course_lib.viz import save_images
@@ -78,9 +94,12 @@ TRANSLATION = ("pix2pix", "cyclegan")  # image-to-image: course_lib.translate bu
 CONDITIONAL = ("cgan", "cvae")    # need a labelled dataset
 CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG = (
     "checkpoint.pt", "generator.safetensors", "samples.png", "metrics.json", "config.json")
+RUN_FILES = (CHECKPOINT, GENERATOR, SAMPLES, METRICS, CONFIG)
 GRID_SIZE = 100  # samples in samples.png: 10 x 10
-# settings that may differ on --resume: when the run ends and how it is evaluated
-RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits", "calibrate")
+LEARNING_RATES = ("lr_g", "lr_d", "lr_vae")  # may change on --resume (recorded in lr_changes)
+# settings that may differ on --resume: when the run ends, how it is evaluated, the learning rates
+RESUMABLE_CHANGES = ("steps", "minutes", "eval_samples", "checkpoint_every", "iwae_k", "eval_test_digits",
+                     "calibrate", *LEARNING_RATES)
 
 
 @dataclass
@@ -172,13 +191,34 @@ class TrainConfig:
             raise ValueError(f"reconstruction must be 'l1' or 'l2', got {self.reconstruction!r}")
         if self.style_mode not in ("demod", "adain"):
             raise ValueError(f"style_mode must be 'demod' or 'adain', got {self.style_mode!r}")
-        if not 0.0 <= self.mixing_prob <= 1.0 or not self.r1_gamma >= 0:
-            raise ValueError(f"mixing_prob must be in [0, 1] and r1_gamma >= 0, got {self.mixing_prob!r} and {self.r1_gamma!r}")
-        for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k", "r1_every"):
+        if not 0.0 <= self.mixing_prob <= 1.0:
+            raise ValueError(f"mixing_prob must be in [0, 1], got {self.mixing_prob!r}")
+        if not 0 <= self.r1_gamma < math.inf:
+            raise ValueError(f"r1_gamma must be a number >= 0, got {self.r1_gamma!r}")
+        for name in ("batch_size", "n_critic", "checkpoint_every", "iwae_k", "r1_every", "z_dim", "base_channels",
+                     "latent_dim", "w_dim", "mapping_layers", "max_channels", "n_blocks"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if not isinstance(self.eval_test_digits, int) or self.eval_test_digits < 0:
-            raise ValueError(f"eval_test_digits must be an int >= 0, got {self.eval_test_digits!r}")
+        for name in ("eval_test_digits", "augment_shift", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
+        for name in LEARNING_RATES:
+            if not (isinstance(getattr(self, name), (int, float)) and 0 < getattr(self, name) < math.inf):
+                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        for name in ("beta1", "beta2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("lambda_gp", "lambda_l1", "lambda_cycle", "lambda_identity", "beta"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.eval_samples, int) or self.eval_samples < 0:
+            raise ValueError(f"eval_samples must be an int >= 0 (0: no evaluation), got {self.eval_samples!r}")
+        # the sample metrics (IS, KID, ...) need MIN_SAMPLES; translation models score pairs (edges2digits: >= 10 digits)
+        least = 10 if self.model in TRANSLATION else MIN_SAMPLES
+        if 0 < self.eval_samples < least:
+            raise ValueError(f"eval_samples must be 0 (no evaluation) or at least {least}"
+                             + (", what the sample metrics need (see course_lib.evaluate.MIN_SAMPLES)"
+                                if least == MIN_SAMPLES else "") + f", got {self.eval_samples}")
 
 
 def default_config(model: str, **overrides: Any) -> TrainConfig:
@@ -273,6 +313,7 @@ def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
         raise ValueError(f"dataset {cfg.dataset!r} must hold 32x32 images, got shape {tuple(data.x.shape)}")
     if cfg.model in CONDITIONAL and data.labels is None:
         raise ValueError(f"model {cfg.model!r} needs a labelled dataset; {cfg.dataset!r} has no labels")
+    _check_evaluable(cfg, img_channels=data.x.shape[1])
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
     model_cfg = model_config(cfg, img_channels=data.x.shape[1])
     fused = {"fused": True} if device.type == "cuda" else {}
@@ -335,12 +376,21 @@ def build_run(cfg: TrainConfig, device: torch.device | str = "cpu") -> Run:
     return Run(cfg, model_cfg, state, step, fixed_z, fixed_labels, sampler)
 
 
+def _check_evaluable(cfg: TrainConfig, img_channels: int) -> None:
+    """Refuse, before the first step, an evaluation that would fail after training: the metrics score digits."""
+    if cfg.eval_samples and img_channels != 1:
+        raise ValueError(f"eval_samples: the course metrics score one-channel digits (the digit classifier), "
+                         f"dataset {cfg.dataset!r} has {img_channels} channels; pass --eval-samples 0 to train "
+                         "without metrics")
+
+
 def _built_run(cfg: TrainConfig, device: torch.device) -> Run:
     """A pix2pix, CycleGAN (``course_lib.translate``) or StyleGAN (``course_lib.stylegan_train``) run."""
     generator = seed_everything(cfg.seed)
     if cfg.model == "stylegan":
         holder: list[TrainState] = []
         built = build_stylegan(cfg, generator, device, state=lambda: holder[0])
+        _check_evaluable(cfg, built.model_cfg.img_channels)
     else:
         built = (build_pix2pix if cfg.model == "pix2pix" else build_cyclegan)(cfg, generator, device)
     state = TrainState(models=built.models, optimizers=built.optimizers, generator=generator, batches=built.batches,
@@ -374,6 +424,34 @@ def save_generator(path: str | Path, model: nn.Module, model_cfg: Any, cfg: Trai
 
 
 @torch.no_grad()
+def generate_batches(model: Generator | VAE, n: int, seed: int = 0, batch_size: int = 500,
+                     truncation_psi: float = 1.0) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The samples of ``generate``, ``batch_size`` at a time: the same images, in flat memory for any n.
+
+    Yields:
+        images (b, C, 32, 32) in [-1, 1] on the CPU, and their labels (b,) (conditional models) or None.
+    """
+    device = next(model.parameters()).device
+    noise = torch.Generator().manual_seed(seed)  # a CPU generator: the same z on every device
+    labels = balanced_labels(n, model.cfg.num_classes) if model.cfg.num_classes else None
+    style = {"truncation_psi": truncation_psi} if truncation_psi != 1.0 else {}
+    if style and not hasattr(model, "truncate"):
+        raise ValueError(f"truncation_psi must be 1 for a {type(model).__name__}: only a StyleGAN has a truncation trick")
+    z = None if isinstance(model, VAE) else sample_z(n, model.z_dim, generator=noise)  # (n, z_dim), drawn at once
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, n, batch_size):
+            y = None if labels is None else labels[i:i + batch_size]
+            if z is None:  # a VAE draws its z batch by batch
+                images = sample(model, min(batch_size, n - i), y, generator=noise)
+            else:
+                images = model(z[i:i + batch_size].to(device), None if y is None else y.to(device), **style)
+            yield images.float().cpu(), y
+    finally:
+        model.train(was_training)
+
+
 def generate(model: Generator | VAE, n: int, seed: int = 0, batch_size: int = 500,
              truncation_psi: float = 1.0) -> tuple[torch.Tensor, torch.Tensor | None]:
     """n samples from G, or decoded prior draws of a VAE, in eval mode, on the CPU.
@@ -383,26 +461,9 @@ def generate(model: Generator | VAE, n: int, seed: int = 0, batch_size: int = 50
     Returns:
         images (n, C, 32, 32) in [-1, 1], and balanced labels (n,) for a conditional model or None.
     """
-    device = next(model.parameters()).device
-    noise = torch.Generator().manual_seed(seed)  # a CPU generator: the same z on every device
-    labels = balanced_labels(n, model.cfg.num_classes) if model.cfg.num_classes else None
-    style = {"truncation_psi": truncation_psi} if truncation_psi != 1.0 else {}
-    if style and not hasattr(model, "truncate"):
-        raise ValueError(f"truncation_psi must be 1 for a {type(model).__name__}: only a StyleGAN has a truncation trick")
-    was_training = model.training
-    model.eval()
-    try:
-        if isinstance(model, VAE):
-            chunks = [sample(model, min(batch_size, n - i), None if labels is None else labels[i:i + batch_size],
-                             generator=noise) for i in range(0, n, batch_size)]
-        else:
-            z = sample_z(n, model.z_dim, generator=noise)  # (n, z_dim)
-            chunks = [model(z[i:i + batch_size].to(device),
-                            None if labels is None else labels[i:i + batch_size].to(device), **style)
-                      for i in range(0, n, batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(chunks).float().cpu(), labels
+    batches = list(generate_batches(model, n, seed, batch_size, truncation_psi))
+    labels = None if batches[0][1] is None else torch.cat([y for _, y in batches])
+    return torch.cat([images for images, _ in batches]), labels
 
 
 def evaluate_generator(model: Generator | VAE, n: int, seed: int = 0) -> dict[str, float]:
@@ -411,30 +472,106 @@ def evaluate_generator(model: Generator | VAE, n: int, seed: int = 0) -> dict[st
     return evaluate(images, labels)
 
 
-def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool = False,
-          show_progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) a training run into ``out``; returns the content of ``metrics.json``.
+def check_out(out: str | Path, resume: bool = False, force: bool = False) -> None:
+    """Refuse an output folder that would lose saved work; called before anything is built or written.
 
     Raises:
-        FileExistsError: ``out`` already holds a checkpoint and ``resume`` is False (never overwrite
-            a run silently).
-        CheckpointError: ``resume`` with a checkpoint of a different configuration.
+        FileExistsError: ``out`` is inside the shipped ``checkpoints/`` (without ``force``), is a file,
+            or holds anything (without ``resume`` or ``force``).
+        FileNotFoundError: ``resume`` but there is no run (``checkpoint.pt``) in ``out``.
+    """
+    out = Path(out)
+    shipped = [SHIPPED] + ([Path(os.environ[CHECKPOINTS_ENV])] if os.environ.get(CHECKPOINTS_ENV) else [])
+    for folder in shipped:
+        if not force and (out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents):
+            raise FileExistsError(f"--out {out} is inside {folder}, the checkpoints shipped with the course: train "
+                                  "into another folder, or pass --force to replace a shipped checkpoint")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
+    contents = sorted(p.name for p in out.iterdir() if not is_temporary(p)) if out.is_dir() else []
+    if resume and not (out / CHECKPOINT).is_file():
+        where = "the folder does not exist" if not out.exists() else f"it holds no {CHECKPOINT}"
+        restart = " (with --force, since the folder is not empty)" if contents else ""
+        raise FileNotFoundError(f"--resume: there is no run to resume in {out} ({where}); check the path, "
+                                f"or leave out --resume to start a new run{restart}")
+    if contents and not resume and not force:
+        what = (f"a run ({CHECKPOINT})" if CHECKPOINT in contents
+                else f"a run's files ({', '.join(n for n in contents if n in RUN_FILES)})" if set(contents) & set(RUN_FILES)
+                else f"files ({', '.join(contents[:3])}{', ...' if len(contents) > 3 else ''})")
+        raise FileExistsError(f"--out {out} already holds {what}: pass --resume to continue the run, --force to "
+                              "delete its files and start a new one, or choose another --out")
+
+
+def _resume(run: Run, checkpoint: Path) -> list[dict[str, Any]]:
+    """Load a checkpoint into ``run`` after checking its settings; returns the run's learning-rate changes.
+
+    Only the settings of ``RESUMABLE_CHANGES`` may differ. New learning rates replace the stored
+    ones in the optimisers (as built by ``build_run``, so StyleGAN's lazy-R1 scaling applies) and are
+    appended, with the step, to ``lr_changes``.
+    """
+    stored = read_checkpoint(checkpoint)["config"]
+    wanted = run.state.config
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # for settings newer than the checkpoint
+    changed = {k for k in wanted if k not in RESUMABLE_CHANGES and stored.get(k, defaults[k]) != wanted[k]}
+    if changed:
+        raise CheckpointError(f"cannot resume {checkpoint}: it was trained with different settings "
+                              f"({', '.join(f'{k}={stored.get(k, defaults[k])!r}' for k in sorted(changed))})")
+    rates = {name: [group["lr"] for group in opt.param_groups] for name, opt in run.state.optimizers.items()}
+    run.state.load(checkpoint)
+    if run.cfg.steps is not None and run.state.step > run.cfg.steps:
+        raise ValueError(f"steps: the run in {checkpoint.parent} is already at step {run.state.step}, past "
+                         f"--steps {run.cfg.steps}; give at least {run.state.step}")
+    for name, opt in run.state.optimizers.items():  # load_state_dict restored the stored rates: use this run's
+        for group, lr in zip(opt.param_groups, rates[name]):
+            group["lr"] = lr
+    changes = list(stored.get("lr_changes", []))
+    used = ("lr_vae",) if run.cfg.model in VAES else ("lr_g", "lr_d")  # the rates this model's optimisers use
+    new = {k: (stored.get(k, defaults[k]), wanted[k]) for k in used if stored.get(k, defaults[k]) != wanted[k]}
+    if new:
+        changes.append({"step": run.state.step, **{k: wanted[k] for k in used}})
+        print(f"resuming at step {run.state.step} with new learning rates: "
+              + ", ".join(f"{k} {old:g} -> {lr:g}" for k, (old, lr) in new.items()), file=sys.stderr)
+    if changes:
+        run.state.config["lr_changes"] = changes
+    return changes
+
+
+def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool = False,
+          show_progress: bool = True, force: bool = False, stop: StopSignals | None = None) -> dict[str, Any]:
+    """Run (or resume) a training run into ``out``; returns the content of ``metrics.json``.
+
+    Args:
+        cfg: the run's settings.
+        out: its folder: new or empty, or with ``resume`` one that holds its ``checkpoint.pt``.
+        device: "auto", "cpu", "cuda[:N]" or "mps".
+        resume: continue the run in ``out``.
+        show_progress: show a progress bar (on stderr in a script).
+        force: start a new run in a folder that holds files (the previous run's files are deleted)
+            or inside the shipped ``checkpoints/``.
+        stop: ``StopSignals`` installed by the caller: on Ctrl-C the step under way finishes, the
+            checkpoint is written and ``TrainingInterrupted`` is raised.
+
+    Raises:
+        FileExistsError, FileNotFoundError: see ``check_out`` (never overwrite a run silently).
+        CheckpointError: ``resume`` with a checkpoint of a different configuration, or a corrupt one.
+        TrainingDiverged: a logged value became NaN or Inf (the last good checkpoint is kept).
+        TrainingInterrupted: ``stop`` received a signal; the checkpoint of the last step is written.
+        DiskFullError: no space left (the previous checkpoint is unchanged).
     """
     out = Path(out)
     checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise FileExistsError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --out")
+    check_out(out, resume, force)
     device = get_device(device)
-    run = build_run(cfg, device)
-    if resume and checkpoint.exists():
-        stored = read_checkpoint(checkpoint)["config"]
-        wanted = run.state.config
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # for settings newer than the checkpoint
-        changed = {k for k in wanted if k not in RESUMABLE_CHANGES and stored.get(k, defaults[k]) != wanted[k]}
-        if changed:
-            raise CheckpointError(f"cannot resume {checkpoint}: it was trained with different settings "
-                                  f"({', '.join(f'{k}={stored.get(k, defaults[k])!r}' for k in sorted(changed))})")
-        run.state.load(checkpoint)
+    run = build_run(cfg, device)  # every setting and the data are checked here, before anything is written
+    for stale in remove_stale_temporaries(out):  # left by a process killed during a write
+        print(f"removed {stale}, a temporary file left by an interrupted write", file=sys.stderr)
+    lr_changes = _resume(run, checkpoint) if resume else []
+    if force and not resume:
+        removed = [name for name in RUN_FILES if (out / name).is_file()]
+        for name in removed:
+            (out / name).unlink()
+        if removed:
+            print(f"--force: deleted the previous run's {', '.join(removed)} in {out}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / CONFIG, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2)))
 
@@ -447,12 +584,18 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
         logs["seconds"] = seconds_before + time.perf_counter() - start  # wall time of the run so far
         return logs
 
-    def out_of_time() -> bool:
-        return cfg.minutes is not None and seconds_before + time.perf_counter() - start >= 60 * cfg.minutes
+    def should_stop() -> bool:  # the wall-clock budget is spent, or Ctrl-C asked to stop
+        out_of_time = cfg.minutes is not None and seconds_before + time.perf_counter() - start >= 60 * cfg.minutes
+        return out_of_time or (stop is not None and stop())
 
     steps_before = run.state.step
-    fit(run.state, timed_step, cfg.steps, checkpoint_path=checkpoint, checkpoint_every=cfg.checkpoint_every,
-        sample_fn=run.sample_grid, sample_every=0, show_progress=show_progress, should_stop=out_of_time)
+    with stop.deferred() if stop is not None else nullcontext():
+        fit(run.state, timed_step, cfg.steps, checkpoint_path=checkpoint, checkpoint_every=cfg.checkpoint_every,
+            sample_fn=run.sample_grid, sample_every=0, show_progress=show_progress, should_stop=should_stop)
+    if stop is not None and stop():
+        raise TrainingInterrupted(f"{stop.requested} at step {run.state.step}"
+                                  + (f" of {cfg.steps}" if cfg.steps else "") + f": the run is saved in {checkpoint}",
+                                  step=run.state.step)
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
     calibration: dict[str, float] = {}
@@ -472,6 +615,7 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
         "train_seconds": round(seconds, 1),
         "images_per_second": round((run.state.step - steps_before) * images_per_step / max(session, 1e-9), 1),
         "device": str(device),
+        **({"lr_changes": lr_changes} if lr_changes else {}),
     }
     if cfg.eval_samples and cfg.model in TRANSLATION:
         result.update(evaluate_translation(run.sampler, cfg))
@@ -488,8 +632,39 @@ def train(cfg: TrainConfig, out: str | Path, device: str = "auto", resume: bool 
     return result
 
 
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130  # a bad flag or folder; a failed run; Ctrl-C or SIGTERM
+
+
+def _flag_message(message: str) -> str:
+    """Name the flag in a configuration error: 'lr_g must be ...' -> '--lr-g must be ...'."""
+    first = message.split(" ", 1)[0].rstrip(":")
+    if first in {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}:
+        return f"--{first.replace('_', '-')}{message[len(first):]}"
+    return message
+
+
+def _continue_command(argv: list[str], **flags: float) -> str:
+    """The command line that continues this run: ``argv`` without --force, with --resume and ``flags`` set."""
+    replaced = {"--" + name.replace("_", "-") for name in flags}
+    words: list[str] = []
+    i = 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        skip = 0 if name not in replaced else 1 if "=" in argv[i] else 2  # the flag and its value
+        if name != "--force" and not skip:
+            words.append(argv[i])
+        i += max(skip, 1)
+    words += [] if "--resume" in words else ["--resume"]
+    for name, value in flags.items():
+        words += ["--" + name.replace("_", "-"), f"{value:g}"]
+    return "python -m course_lib.train " + shlex.join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m course_lib.train", description=__doc__.split("\n")[0],
+                                     usage="%(prog)s MODEL --out DIR [--steps N | --minutes M] [--resume | --force] "
+                                           "[options] (--help lists them)")
     parser.add_argument("model", choices=MODELS, help="which model to train")
     parser.add_argument("--dataset", help="GANs and VAEs: built-in dataset of 32x32 images (default mnist5k)")
     parser.add_argument("--steps", type=int, help="generator updates to reach (default 3000, or none with --minutes)")
@@ -538,14 +713,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
     parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast on CUDA")
     parser.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
+    parser.add_argument("--force", action="store_true",
+                        help="start a new run in an --out that holds files (deletes the previous run's files), "
+                             "or inside checkpoints/")
     args = parser.parse_args(argv)
-    settings = {k: v for k, v in vars(args).items() if k not in ("model", "out", "device", "resume")}  # config fields
+    settings = {k: v for k, v in vars(args).items() if k not in ("model", "out", "device", "resume", "force")}  # config fields
+
+    def error(message: str, status: int) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return status
+
+    if args.resume and args.force:
+        return error("--resume continues the run in --out and --force replaces it: give one of them", EXIT_USAGE)
     try:
         cfg = default_config(args.model, **settings)
-        result = train(cfg, args.out, device=args.device, resume=args.resume)
-    except (ValueError, FileExistsError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:
+        return error(_flag_message(str(err)), EXIT_USAGE)
+    checkpoint = args.out / CHECKPOINT
+    with StopSignals() as stop:
+        try:
+            result = train(cfg, args.out, device=args.device, resume=args.resume, force=args.force, stop=stop)
+        except TrainingInterrupted as err:
+            return error(f"interrupted by {err}; continue it with: {_continue_command(argv)}", EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            if checkpoint.is_file():
+                return error(f"interrupted: the last checkpoint, {checkpoint}, is intact; continue the run with: "
+                             f"{_continue_command(argv)}", EXIT_INTERRUPTED)
+            return error("interrupted before the first checkpoint: nothing to resume", EXIT_INTERRUPTED)
+        except TrainingDiverged as err:
+            rates = {"lr_vae": cfg.lr_vae / 2} if cfg.model in VAES else {"lr_g": cfg.lr_g / 2, "lr_d": cfg.lr_d / 2}
+            if err.checkpoint_step is not None:
+                advice = f"Continue from it with lower learning rates, e.g.: {_continue_command(argv, **rates)}"
+            else:
+                advice = ("Start again with lower learning rates and --force, e.g. "
+                          + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in rates.items()))
+            return error(f"{err} {advice}", EXIT_FAILURE)
+        except DiskFullError as err:
+            after = (f"; then continue the run with: {_continue_command(argv)}" if checkpoint.is_file()
+                     else " (with --force: the folder holds the new run's config.json)")
+            return error(f"{err}{after}", EXIT_FAILURE)
+        except (ValueError, FileExistsError, FileNotFoundError, CheckpointError) as err:
+            return error(_flag_message(str(err)), EXIT_USAGE)
+        except DatasetUnavailableError as err:  # the command never downloads: say how to fetch the files once
+            return error(f"{err} (This command does not download; in Python, "
+                         f"course_lib.data.load_dataset({cfg.dataset!r}, download=True) fetches the files once.)",
+                         EXIT_FAILURE)
+        except OSError as err:  # e.g. a read-only --out
+            return error(describe_os_error(err), EXIT_FAILURE)
     print(json.dumps(result, indent=2))
     return 0
 

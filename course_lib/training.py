@@ -1,20 +1,23 @@
-"""A small training loop: run a step function, log, draw samples, checkpoint, stop on NaN, resume.
+"""A small training loop: run a step function, log, draw samples, checkpoint, stop on NaN or Ctrl-C, resume.
 
 The loop knows nothing about GANs or VAEs. A lesson writes a step function (a plain function that
 takes models, optimisers and a batch and returns a dict of floats) and hands ``fit`` a closure
 that draws the next batch and calls it. ``TrainState`` holds everything a run needs to stop and
 resume exactly: models, optimisers, the run's own random-number generator, the batch sampler's
-position, the step count and the logged history.
+position, the step count and the logged history. ``StopSignals`` lets a command-line program end a
+run cleanly on Ctrl-C: the step under way finishes and the checkpoint is written.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -24,7 +27,82 @@ from course_lib.viz import LivePlot, progress, save_images
 
 
 class TrainingDiverged(RuntimeError):
-    """A logged value became NaN or Inf; the run stopped and the last good checkpoint was kept."""
+    """A logged value became NaN or Inf; the run stopped without saving that step.
+
+    ``checkpoint_step`` is the step of the checkpoint left on disk (the last good one), or None
+    when no checkpoint was written.
+    """
+
+    def __init__(self, message: str, checkpoint_step: int | None = None) -> None:
+        super().__init__(message)
+        self.checkpoint_step = checkpoint_step
+
+
+class TrainingInterrupted(RuntimeError):
+    """A signal (Ctrl-C) stopped the run after step ``step``, whose checkpoint was written."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM handlers that let a training loop stop cleanly; for a CLI's ``main`` only.
+
+    Inside ``with stop.deferred():`` (around ``fit``) the first signal only sets ``stop.requested``,
+    so the step under way finishes and ``fit`` ends with its final checkpoint; a second signal, or
+    any signal outside that block, raises ``KeyboardInterrupt`` at once (an atomic write in progress
+    then leaves the previous file intact). ``with StopSignals() as stop:`` installs the handlers and
+    restores the previous ones afterwards; nothing is installed at import time. A signal the
+    process ignores (SIGINT of a background job) stays ignored, and outside the main thread (where
+    Python cannot install handlers) it does nothing.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.requested: str | None = None  # the name of the signal that asked the run to stop
+        self._deferring = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:
+                continue
+            if signal.getsignal(number) is signal.SIG_IGN:  # e.g. SIGINT of a background job: stays ignored
+                continue
+            try:
+                self._previous[number] = signal.signal(number, self._handle)
+            except ValueError:  # not the main thread
+                break
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    @contextmanager
+    def deferred(self) -> Iterator["StopSignals"]:
+        """Within this block a first signal asks the loop to stop after the current step."""
+        self._deferring = True
+        try:
+            yield self
+        finally:
+            self._deferring = False
+
+    def __call__(self) -> bool:
+        """True once a signal has asked the run to stop (a ``should_stop`` for ``fit``)."""
+        return self.requested is not None
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self._deferring and self.requested is None:
+            self.requested = signal.Signals(number).name
+            # os.write, not print: a signal may arrive while the progress bar is writing to stderr
+            os.write(2, b"\nstopping after this step and saving the checkpoint (press Ctrl-C again to stop at once)\n")
+            return
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -112,7 +190,7 @@ def fit(
 
     Raises:
         TrainingDiverged: a logged value was NaN or Inf. Nothing is saved at that step, so the
-            checkpoint on disk is the last good one.
+            checkpoint on disk (if one was written) is the last good one.
     """
     if steps is None and should_stop is None:
         raise ValueError("steps=None (no step limit) needs a should_stop function")
@@ -136,6 +214,8 @@ def fit(
         if samples_dir is not None:
             save_images(images, Path(samples_dir) / f"step_{state.step:06d}.png")
 
+    # the step of the checkpoint on disk: a resumed run's, until this session writes one
+    saved = [state.step] if checkpoint_path and Path(checkpoint_path).is_file() else []
     bar = progress(total=steps, initial=state.step, desc="training") if show_progress else None
     for module in trained:
         module.train()
@@ -144,10 +224,12 @@ def fit(
             logs = step_fn()
             bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
             if bad:
-                where = f"the last good checkpoint, {checkpoint_path}, is kept" if checkpoint_path else "no checkpoint was written"
+                where = (f"the last good checkpoint, {checkpoint_path} (step {saved[-1]}), is kept" if saved
+                         else "no checkpoint was written yet")
                 raise TrainingDiverged(
                     f"training diverged at step {state.step + 1}: {', '.join(f'{k} = {v}' for k, v in bad.items())}; "
-                    f"stopped, and {where}. Lower the learning rate, or check the loss for log(0) or a division by zero."
+                    f"stopped, and {where}. Lower the learning rate, or check the loss for log(0) or a division by zero.",
+                    checkpoint_step=saved[-1] if saved else None,
                 )
             state.step += 1
             for k, v in logs.items():
@@ -163,6 +245,7 @@ def fit(
                 take_samples()
             if checkpoint_path and checkpoint_every and state.step % checkpoint_every == 0 and more:
                 state.save(checkpoint_path)
+                saved.append(state.step)
             if should_stop is not None and should_stop():
                 break
     finally:

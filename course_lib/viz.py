@@ -35,12 +35,16 @@ def is_headless() -> bool:
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None, **kwargs):
-    """A ``tqdm`` progress bar: a widget in a live notebook, sparse text when headless."""
+    """A ``tqdm`` progress bar: a widget in a live notebook, sparse text when headless.
+
+    Outside a notebook the text goes to stderr, so a command's results on stdout stay clean
+    (``python -m course_lib.train ... > metrics.json``); an executed notebook keeps it in its output.
+    """
     if is_headless():
         from tqdm.std import tqdm
 
         kwargs.setdefault("mininterval", 15.0)
-        kwargs.setdefault("file", sys.stdout)
+        kwargs.setdefault("file", sys.stdout if in_notebook() else sys.stderr)
         kwargs.setdefault("ascii", True)
     else:
         from tqdm.auto import tqdm
@@ -151,7 +155,7 @@ class LivePlot:
                 return
             step = max((len(v) for v in history.values()), default=0)
             latest = ", ".join(f"{k}={v[-1]:.4g}" for k, v in history.items() if v)
-            print(f"step {step}: {latest}", flush=True)
+            print(f"step {step}: {latest}", file=sys.stderr, flush=True)  # progress, not a result
             return
         from IPython.display import display
 

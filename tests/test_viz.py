@@ -39,8 +39,10 @@ def test_headless_fallbacks_print_text(capsys):
         history["loss"].append(v)
         plot.update(history)
     plot.close(history)
-    out = capsys.readouterr().out
-    assert "step 2: loss=2" in out and "step 4: loss=0.5" in out
-    assert list(progress(range(3), desc="x")) == [0, 1, 2]
+    err = capsys.readouterr().err  # progress goes to stderr, so a script's results on stdout stay clean
+    assert "step 2: loss=2" in err and "step 4: loss=0.5" in err
+    assert list(progress(range(3), desc="x", mininterval=0)) == [0, 1, 2]
+    captured = capsys.readouterr()
+    assert "x: 100%" in captured.err and captured.out == ""
     with pytest.raises(ValueError):
         LivePlot(every=0)
