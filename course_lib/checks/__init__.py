@@ -12,18 +12,29 @@ message in a learner's words when something is off. The decorator turns the outc
 - ``error``: the check itself could not run (the grader also uses it for a check cell that
   crashed, timed out or was never reached).
 
-In a notebook the result displays as a coloured box and carries a machine-readable copy under the
-MIME type ``MIME``, which the grader reads from the executed notebook.
+In a notebook the result displays as a coloured box (and carries a machine-readable copy under the
+MIME type ``MIME``, for tools; the grader never reads it). The grader runs the same checks in its own
+process on the learner's functions, which stay in the learner's kernel (``course_lib.grading``):
+
+- cases are seeded through ``case_seed(n)``, which is ``n`` in a notebook and ``n`` plus an offset the
+  grader draws per run (``hidden_seeds``), so memorised outputs fail;
+- ``@exercise(..., forbid=(...))`` names what an answer may not call: the reference it is checked
+  against;
+- a check that changes a tensor in place to see whether the learner's code kept a reference to it
+  does so with ``poke_``, which reaches the learner's copy too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import html
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
+from torch import nn
 
 MIME = "application/vnd.course-lib.check+json"
 STATUSES = ("passed", "failed", "not_attempted", "error")
@@ -92,8 +103,77 @@ def call(fn: Callable, *args, what: str | None = None, **kwargs):
         raise Mistake(f"{name} raised {type(err).__name__}: {err}") from None
 
 
-def exercise(id: str, title: str, points: int = 1):
-    """Decorate a check function ``check(learner_fn, ...) -> None`` so that it returns a ``CheckResult``."""
+_SEED_OFFSET: contextvars.ContextVar[int] = contextvars.ContextVar("course_check_seed_offset", default=0)
+
+
+def case_seed(n: int) -> int:
+    """The seed of a check's case ``n``: ``n`` in a notebook, shifted by the grader's hidden offset when grading."""
+    return n + _SEED_OFFSET.get()
+
+
+@contextlib.contextmanager
+def hidden_seeds(offset: int) -> Iterator[None]:
+    """Run checks on cases the learner has not seen: every ``case_seed(n)`` becomes ``n + offset``."""
+    token = _SEED_OFFSET.set(int(offset))
+    try:
+        yield
+    finally:
+        _SEED_OFFSET.reset(token)
+
+
+def poke_(t: torch.Tensor, value: float) -> None:
+    """Add ``value`` to ``t`` in place; when grading, also to the learner's copy of it in the kernel.
+
+    Raises RuntimeError where the tensor cannot be changed in place (an expanded view), as ``add_`` does.
+    """
+    remote = getattr(t, "_course_poke", None)
+    if remote is not None:
+        remote(value)
+    with torch.no_grad():
+        t.add_(value)
+
+
+class _CountBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, watch: "GradientWatch", x: torch.Tensor) -> torch.Tensor:
+        ctx.watch = watch
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        ctx.watch.backward_calls += 1
+        return None, grad
+
+
+class GradientWatch(nn.Module):
+    """Wraps a module and counts the backward passes that go through its outputs.
+
+    A check hands the learner ``GradientWatch(G)`` where it would hand ``G``: a discriminator step
+    that forgets ``detach`` sends its loss back through G, which shows as a count. (A plain tensor
+    hook would do the same in a notebook, but cannot travel to the learner's kernel when grading.)
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.backward_calls = 0
+        self.z_dim = getattr(inner, "z_dim", None)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.inner(*args, **kwargs)
+        return _CountBackward.apply(self, out) if isinstance(out, torch.Tensor) and out.requires_grad else out
+
+
+def exercise(id: str, title: str, points: int = 1, forbid: tuple[str, ...] = ()):
+    """Decorate a check function ``check(learner_fn, ...) -> None`` so that it returns a ``CheckResult``.
+
+    Args:
+        id: the exercise's id, e.g. "02.4".
+        title: what the exercise asks for.
+        points: points awarded when the check passes.
+        forbid: dotted names of ``course_lib`` functions or classes that an answer may not call: the
+            reference the exercise is checked against (the grader refuses answers that use them).
+    """
 
     def decorate(check: Callable[..., None]) -> Callable[..., CheckResult]:
         @functools.wraps(check)
@@ -111,6 +191,7 @@ def exercise(id: str, title: str, points: int = 1):
         run.exercise_id = id
         run.title = title
         run.points = points
+        run.forbid = tuple(forbid)
         return run
 
     return decorate

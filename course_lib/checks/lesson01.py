@@ -14,9 +14,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib import gan_math, losses
-from course_lib.checks import Mistake, call, close, exercise, expect_finite, expect_shape, expect_tensor
-from course_lib.toy_gan import ToyDiscriminator, ToyGANConfig, ToyGenerator, toy_gan_step
+from course_lib import gan_math, losses, toy_gan
+from course_lib.checks import (GradientWatch, Mistake, call, case_seed, close, exercise, expect_finite, expect_shape,
+                               expect_tensor)
+from course_lib.toy_gan import ToyDiscriminator, ToyGANConfig, ToyGenerator
 
 UNSTABLE_HINT = (
     "unstable log: computing log(sigmoid(logit)) or log(1 - sigmoid(logit)) turns into log(0) for large "
@@ -26,7 +27,7 @@ UNSTABLE_HINT = (
 
 
 def _logits(seed: int, n: int) -> torch.Tensor:
-    return torch.randn(n, generator=torch.Generator().manual_seed(seed)) * 3
+    return torch.randn(n, generator=torch.Generator().manual_seed(case_seed(seed))) * 3
 
 
 def _expect_scalar_with_grad(out, name: str, logits: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,7 @@ def _expect_scalar_with_grad(out, name: str, logits: torch.Tensor) -> torch.Tens
     return out
 
 
-@exercise("01.1", "discriminator loss from logits")
+@exercise("01.1", "discriminator loss from logits", forbid=("course_lib.losses.d_loss_bce",))
 def check_d_loss(d_loss) -> None:
     real, fake = _logits(0, 16), _logits(1, 12)
     real_g, fake_g = real.clone().requires_grad_(), fake.clone().requires_grad_()
@@ -69,7 +70,7 @@ def check_d_loss(d_loss) -> None:
         raise Mistake("the gradient with respect to the real logits is not (sigmoid(logit) - 1) / B; check the real term.")
 
 
-@exercise("01.2", "non-saturating generator loss")
+@exercise("01.2", "non-saturating generator loss", forbid=("course_lib.losses.g_loss_nonsaturating",))
 def check_g_loss(g_loss) -> None:
     fake = _logits(2, 16)
     fake_g = fake.clone().requires_grad_()
@@ -105,7 +106,7 @@ def _densities():
     return x, dx, p_data, p_g
 
 
-@exercise("01.3", "the optimal discriminator")
+@exercise("01.3", "the optimal discriminator", forbid=("course_lib.gan_math.optimal_discriminator",))
 def check_optimal_discriminator(optimal_discriminator) -> None:
     x, dx, p_data, p_g = _densities()
     out = expect_tensor(call(optimal_discriminator, p_data.clone(), p_g.clone()), "optimal_discriminator")
@@ -127,7 +128,7 @@ def check_optimal_discriminator(optimal_discriminator) -> None:
         raise Mistake(f"on disjoint supports D* should be 1 on the data, 0 on the fakes and 1/2 where both are 0; got {edge.tolist()}.")
 
 
-@exercise("01.4", "the value function V(D, G) on a grid")
+@exercise("01.4", "the value function V(D, G) on a grid", forbid=("course_lib.gan_math.value_function",))
 def check_value_function(value_function) -> None:
     x, dx, p_data, p_g = _densities()
     d = torch.sigmoid(torch.sin(x))  # an arbitrary discriminator
@@ -153,7 +154,8 @@ def check_value_function(value_function) -> None:
         raise Mistake(f"a perfect discriminator on disjoint supports has V = 0, got {float(edge):.4g}.")
 
 
-@exercise("01.5", "Jensen-Shannon divergence, and V at D* = -log 4 + 2 JS")
+@exercise("01.5", "Jensen-Shannon divergence, and V at D* = -log 4 + 2 JS",
+          forbid=("course_lib.gan_math.js_divergence",))
 def check_js_divergence(js_divergence) -> None:
     x, dx, p_data, p_g = _densities()
     out = expect_tensor(call(js_divergence, p_data.clone(), p_g.clone(), dx), "js_divergence")
@@ -185,12 +187,12 @@ def check_js_divergence(js_divergence) -> None:
 
 
 def _toy_setup(seed: int = 0):
-    torch.manual_seed(seed)
+    torch.manual_seed(case_seed(seed))
     cfg = ToyGANConfig(z_dim=4, hidden_dim=16, depth=2)
     G, D = ToyGenerator(cfg), ToyDiscriminator(cfg)
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-2, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=1e-2, betas=(0.5, 0.999))
-    g = torch.Generator().manual_seed(seed + 1)
+    g = torch.Generator().manual_seed(case_seed(seed + 1))
     x_real = torch.randn(32, 2, generator=g) * 0.1 + torch.tensor([2.0, 0.0])
     z = torch.randn(32, cfg.z_dim, generator=g)
     return G, D, opt_G, opt_D, x_real, z
@@ -200,27 +202,21 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
 
 
-@exercise("01.6", "one training step of the 2-D toy GAN")
-def check_toy_step(step) -> None:
+@exercise("01.6", "one training step of the 2-D toy GAN", forbid=("course_lib.toy_gan.toy_gan_step",))
+def check_toy_step(toy_gan_step) -> None:
     G, D, opt_G, opt_D, x_real, z = _toy_setup()
     ref = copy.deepcopy((G, D, opt_G, opt_D))
     G0, D0 = copy.deepcopy(G), copy.deepcopy(D)
-    grads_in_G = []
-    hooks = [p.register_hook(lambda grad: grads_in_G.append(1)) for p in G.parameters()]
-    try:
-        logs = call(step, G, D, opt_G, opt_D, x_real.clone(), z.clone())
-    finally:
-        for h in hooks:
-            h.remove()
+    watched = GradientWatch(G)  # counts the backward passes through G's output: the G step makes one
+    logs = call(toy_gan_step, watched, D, opt_G, opt_D, x_real.clone(), z.clone())
     ref_G, ref_D, ref_opt_G, ref_opt_D = ref
-    expected = toy_gan_step(ref_G, ref_D, ref_opt_G, ref_opt_D, x_real.clone(), z.clone())
+    expected = toy_gan.toy_gan_step(ref_G, ref_D, ref_opt_G, ref_opt_D, x_real.clone(), z.clone())
 
     if not isinstance(logs, dict) or not {"d_loss", "g_loss"} <= set(logs):
         raise Mistake("return a dict with at least the keys 'd_loss' and 'g_loss'.")
     if not all(isinstance(logs[k], float) for k in ("d_loss", "g_loss")):
         raise Mistake("the logged losses should be Python floats (loss.item()), not tensors.")
-    n_params = len(list(G.parameters()))
-    if len(grads_in_G) > n_params:
+    if watched.backward_calls > 1:
         raise Mistake(
             "missing detach: the discriminator's loss sent gradients into the generator. In the D step use "
             "D(x_fake.detach()), so the D update does not back-propagate through G."
@@ -235,7 +231,7 @@ def check_toy_step(step) -> None:
         raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}).")
     if not _same(G, ref_G):
         G2, D2, oG2, oD2, xr, zz = _toy_setup()
-        toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss="saturating")
+        toy_gan.toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss="saturating")
         if _same(G, G2):
             raise Mistake("saturating generator loss: minimise -log D(G(z)), not log(1 - D(G(z))).")
         G3, D3, oG3, oD3, xr, zz = _toy_setup()

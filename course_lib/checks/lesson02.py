@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from course_lib import gan, latent, losses
-from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor, own_rng
+from course_lib.checks import (GradientWatch, Mistake, call, case_seed, close, exercise, expect_shape, expect_tensor,
+                               own_rng)
 
 
 
@@ -29,14 +30,14 @@ from course_lib.checks import Mistake, call, close, exercise, expect_shape, expe
 # 02.1 an up-sampling block of G
 # ----------------------------------------------------------------------------------------------
 
-@exercise("02.1", "an up-sampling block of the generator")
+@exercise("02.1", "an up-sampling block of the generator", forbid=("course_lib.gan.up_block",))
 @own_rng
 def check_up_block(up_block) -> None:
-    torch.manual_seed(0)
+    torch.manual_seed(case_seed(0))
     block = call(up_block, 6, 4)
     if not isinstance(block, nn.Module):
         raise Mistake(f"up_block should return an nn.Module (for example an nn.Sequential), got {type(block).__name__}.")
-    x = torch.randn(3, 6, 5, 5, generator=torch.Generator().manual_seed(1))  # (B, in_channels, 5, 5)
+    x = torch.randn(3, 6, 5, 5, generator=torch.Generator().manual_seed(case_seed(1)))  # (B, in_channels, 5, 5)
     block.train()
     out = expect_tensor(call(block, x.clone(), what="your block"), "your block")
     size = "x".join(str(s) for s in out.shape[2:])
@@ -134,12 +135,13 @@ def _check_normal_weight(w: torch.Tensor, kind: str) -> None:
         raise Mistake(f"the {kind} weights have mean {mean:.4f}; DCGAN draws them from N(0, 0.02), centred at 0.")
 
 
-@exercise("02.2", "DCGAN weight initialisation")
+@exercise("02.2", "DCGAN weight initialisation",
+          forbid=("course_lib.gan.dcgan_init_", "course_lib.pix2pix.init_weights_"))
 @own_rng
 def check_dcgan_init(dcgan_init_) -> None:
     module = _init_target()
     conv_t, bn, (conv, bn_nested), linear = module[0], module[1], module[2], module[3]
-    torch.manual_seed(0)
+    torch.manual_seed(case_seed(0))
     returned = call(dcgan_init_, module)
     untouched = lambda t: bool((t == 0.5).all())  # noqa: E731
     if untouched(conv.weight) and not untouched(conv_t.weight):
@@ -223,11 +225,11 @@ def _variant_d_step(G, D, opt_D, x_real, z, variant: str) -> float:
 
 def _dcgan_setup(seed: int = 0):
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(case_seed(seed))
         cfg = gan.DCGANConfig(z_dim=8, base_channels=4)
         G, D = gan.Generator(cfg), gan.Discriminator(cfg)
     opt_D = torch.optim.SGD(D.parameters(), lr=1.0)
-    g = torch.Generator().manual_seed(seed + 1)
+    g = torch.Generator().manual_seed(case_seed(seed + 1))
     x_real = torch.rand(4, 1, 32, 32, generator=g) * 2 - 1  # (4, 1, 32, 32) in [-1, 1]
     z = torch.randn(4, cfg.z_dim, generator=g)               # (4, z_dim)
     return G, D, opt_D, x_real, z
@@ -252,19 +254,26 @@ def _d_after(steps: int, variant: str | None = None) -> tuple[list[torch.Tensor]
     return _params(D), loss
 
 
-@exercise("02.3", "one discriminator step")
+class _BatchSizes(nn.Module):
+    """Wraps D and records the batch size of every call (real and fake batches must be scored separately)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.sizes = inner, []
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        self.sizes.append(int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() else -1)
+        return self.inner(x, *args, **kwargs)
+
+
+@exercise("02.3", "one discriminator step", forbid=("course_lib.gan_steps.gan_step",))
 @own_rng
 def check_d_step(d_step) -> None:
     G, D, opt_D, x_real, z = _dcgan_setup()
     G0, D0 = _params(G), _params(D)
-    grads_in_G, batch_sizes = [], []
-    hooks = [p.register_hook(lambda grad: grads_in_G.append(1)) for p in G.parameters()]
-    hooks.append(D.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].shape[0] if args else -1)))
-    try:
-        loss = call(d_step, G, D, opt_D, x_real.clone(), z.clone())
-    finally:
-        for h in hooks:
-            h.remove()
+    G_watched, D_counted = GradientWatch(G), _BatchSizes(D)   # G counts backward passes, D the batches it scores
+    loss = call(d_step, G_watched, D_counted, opt_D, x_real.clone(), z.clone())
+    batch_sizes = D_counted.sizes
     if isinstance(loss, torch.Tensor):
         raise Mistake("return the loss as a Python float (loss.item()), not a tensor: a stored tensor keeps the whole "
                       "graph of the step alive, and your loss history would fill the memory.")
@@ -272,7 +281,7 @@ def check_d_step(d_step) -> None:
         raise Mistake(f"d_step should return the loss as a Python float, got {type(loss).__name__}.")
     if not all(torch.equal(a, b) for a, b in zip(_params(G), G0)):
         raise Mistake("G's parameters changed: d_step updates D only (opt_D.step()); the generator's turn comes after.")
-    if grads_in_G:
+    if G_watched.backward_calls or any(p.grad is not None for p in G.parameters()):
         raise Mistake(
             "missing detach: the discriminator's loss sent gradients into G's parameters. Score D(x_fake.detach()) "
             "(or make the fakes under torch.no_grad()): the D step must not backpropagate through the generator."
@@ -328,7 +337,8 @@ NAN_HINT = ("arccos of a number outside [-1, 1] is NaN: divide the dot product b
             "<z0, z1> / (|z0| |z1|), and clamp it to [-1, 1] against round-off.")
 
 
-@exercise("02.4", "spherical interpolation (slerp) of latent vectors")
+@exercise("02.4", "spherical interpolation (slerp) of latent vectors",
+          forbid=("course_lib.latent.slerp", "course_lib.latent.interpolation_path"))
 @own_rng
 def check_slerp(slerp) -> None:
     # vectors with norms below 1, where forgetting to normalise gives a wrong angle rather than NaN
@@ -342,7 +352,7 @@ def check_slerp(slerp) -> None:
         raise Mistake("the angle is computed without normalising: <z0, z1> is cos(omega) only for unit vectors. "
                       "Use cos(omega) = <z0, z1> / (|z0| |z1|).")
 
-    g = torch.Generator().manual_seed(4)
+    g = torch.Generator().manual_seed(case_seed(4))
     z0, z1 = torch.randn(4, 16, generator=g), torch.randn(4, 16, generator=g)  # (B, D)
     for t, want, other, name in ((0.0, z0, z1, "z0"), (1.0, z1, z0, "z1")):
         out = expect_tensor(call(slerp, z0.clone(), z1.clone(), t), "slerp")

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from course_lib import metrics
-from course_lib.checks import Mistake, call, close, exercise
+from course_lib.checks import Mistake, call, case_seed, close, exercise
 
 
 def _features(seed: int, n: int, f: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     """(n, f) float64 features: correlated Gaussian draws, so covariances are not diagonal."""
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     mixing = torch.randn(f, f, generator=g, dtype=torch.float64) / math.sqrt(f)
     return (torch.randn(n, f, generator=g, dtype=torch.float64) @ mixing) * scale + shift
 
@@ -66,7 +66,7 @@ def _near(a: float, b: float, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
 # 03.1 mean and covariance of a feature set
 # ----------------------------------------------------------------------------------------------
 
-@exercise("03.1", "mean and covariance of a feature set")
+@exercise("03.1", "mean and covariance of a feature set", forbid=("course_lib.metrics.gaussian_stats",))
 def check_feature_stats(feature_stats) -> None:
     x = _features(0, 10, 4, shift=3.0)
     out = call(feature_stats, x.clone())
@@ -124,7 +124,7 @@ def _fd_variants(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     }
 
 
-@exercise("03.2", "Fréchet distance between two feature sets")
+@exercise("03.2", "Fréchet distance between two feature sets", forbid=("course_lib.metrics.frechet_distance",))
 def check_frechet_distance(frechet_distance) -> None:
     a, b = _features(1, 12, 3), _features(2, 14, 3, shift=0.7, scale=1.5)
     out = _as_float(call(frechet_distance, a.clone(), b.clone()), "frechet_distance", SQRT_HINT)
@@ -160,7 +160,7 @@ def check_frechet_distance(frechet_distance) -> None:
 # 03.3 k-nearest-neighbour radii
 # ----------------------------------------------------------------------------------------------
 
-@exercise("03.3", "k-nearest-neighbour radii")
+@exercise("03.3", "k-nearest-neighbour radii", forbid=("course_lib.metrics.kth_neighbour_radii",))
 def check_kth_neighbour_radii(kth_neighbour_radii) -> None:
     x = _features(3, 9, 2)
     out = _as_tensor(call(kth_neighbour_radii, x.clone(), 3), "kth_neighbour_radii")
@@ -195,10 +195,31 @@ def _pr_self_inclusive(real, fake, k):
     return float((d <= r_real).any(1).double().mean()), float((d.T <= r_fake).any(1).double().mean())
 
 
-@exercise("03.4", "improved precision and recall")
+def _wrong_balls_precision(real: torch.Tensor, fake: torch.Tensor, k: int) -> float:
+    d = torch.cdist(fake, real)
+    return float((d <= metrics.kth_neighbour_radii(fake, k)[:, None]).any(1).double().mean())
+
+
+def _precision_recall_case() -> tuple[torch.Tensor, torch.Tensor]:
+    """A wide real cloud and a tight fake cloud off-centre, drawn until every classic mistake gives other numbers.
+
+    With few points a draw can make precision equal recall, or a mistake agree with the reference by
+    chance; the grader's hidden seeds must not land on such a draw, so the case is chosen, not assumed.
+    """
+    for attempt in range(20):
+        real = _features(4 + 2 * attempt, 40, 2, scale=2.0)
+        fake = _features(5 + 2 * attempt, 30, 2, shift=1.5, scale=0.4)
+        p, r = metrics.precision_recall(real, fake, 3)
+        self_p, self_r = _pr_self_inclusive(real, fake, 3)
+        others = [r, self_p, _wrong_balls_precision(real, fake, 3)]
+        if all(abs(p - v) > 0.02 for v in others) and abs(r - self_r) > 0.02:
+            return real, fake
+    return real, fake
+
+
+@exercise("03.4", "improved precision and recall", forbid=("course_lib.metrics.precision_recall",))
 def check_precision_recall(precision_recall) -> None:
-    # real: a wide cloud; fake: a tight cloud off-centre, so precision and recall differ clearly
-    real, fake = _features(4, 40, 2, scale=2.0), _features(5, 30, 2, shift=1.5, scale=0.4)
+    real, fake = _precision_recall_case()
     out = call(precision_recall, real.clone(), fake.clone(), 3)
     if not isinstance(out, tuple) or len(out) != 2:
         raise Mistake(f"precision_recall should return a tuple (precision, recall), got {type(out).__name__}.")
@@ -211,9 +232,7 @@ def check_precision_recall(precision_recall) -> None:
     if _near(precision, self_p) and _near(recall, self_r) and not (_near(self_p, ref_p) and _near(self_r, ref_r)):
         raise Mistake("the radii include the point itself (distance 0), so every ball is one neighbour too small. "
                       "Use the k-th nearest OTHER sample, as in exercise 03.3.")
-    d = torch.cdist(fake, real)
-    r_fake = metrics.kth_neighbour_radii(fake, 3)
-    wrong_balls = float((d <= r_fake[:, None]).any(1).double().mean())
+    wrong_balls = _wrong_balls_precision(real, fake, 3)
     if _near(precision, wrong_balls) and not _near(wrong_balls, ref_p):
         raise Mistake("precision uses the wrong balls: a fake sample counts when it lies within the radius of some REAL "
                       "sample, i.e. d(fake_i, real_j) <= radius(real_j).")
@@ -230,7 +249,8 @@ def check_precision_recall(precision_recall) -> None:
 # 03.5 unbiased MMD² with the polynomial kernel (the core of KID)
 # ----------------------------------------------------------------------------------------------
 
-@exercise("03.5", "unbiased MMD² with the cubic polynomial kernel")
+@exercise("03.5", "unbiased MMD² with the cubic polynomial kernel",
+          forbid=("course_lib.metrics.mmd2_unbiased", "course_lib.metrics.kernel_inception_distance"))
 def check_mmd2_unbiased(mmd2_unbiased) -> None:
     x, y = _features(6, 8, 5), _features(7, 10, 5, shift=0.3)
     out = _as_float(call(mmd2_unbiased, x.clone(), y.clone()), "mmd2_unbiased")
@@ -269,9 +289,9 @@ def check_mmd2_unbiased(mmd2_unbiased) -> None:
 # 03.6 the Inception-Score analogue
 # ----------------------------------------------------------------------------------------------
 
-@exercise("03.6", "Inception Score from class probabilities")
+@exercise("03.6", "Inception Score from class probabilities", forbid=("course_lib.metrics.inception_score",))
 def check_inception_score(inception_score) -> None:
-    g = torch.Generator().manual_seed(8)
+    g = torch.Generator().manual_seed(case_seed(8))
     probs = torch.softmax(torch.randn(20, 4, generator=g, dtype=torch.float64) * 2, dim=1)
     out = _as_float(call(inception_score, probs.clone()), "inception_score")
     ref, _ = metrics.inception_score(probs, splits=1)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor, own_rng
+from course_lib.checks import Mistake, call, case_seed, close, exercise, expect_shape, expect_tensor, own_rng
 from course_lib.pix2pix import PatchDiscriminator, patch_layers
 
 # Reference implementations (what course_lib.pix2pix and course_lib.image_quality compute) -------
@@ -104,13 +104,13 @@ class _CountingModule(nn.Module):
 
 def _stage_cases():
     """(name, h, skip, up) cases: a U-Net stage (c_up == c_skip), a plain upsampling, the innermost stage."""
-    torch.manual_seed(7)
+    torch.manual_seed(case_seed(7))
     unet_stage = nn.Sequential(nn.ConvTranspose2d(6, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
     with torch.no_grad():                                   # running statistics that are not the identity
         unet_stage[1].running_mean.uniform_(-0.2, 0.2)
         unet_stage[1].running_var.uniform_(0.5, 1.5)
     innermost = nn.Sequential(nn.ConvTranspose2d(3, 2, 4, 2, 1), nn.LeakyReLU(0.2))
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(case_seed(0))
     return [
         ("a U-Net stage, 4 channels up and 4 skipped", torch.randn(2, 6, 4, 4, generator=g),
          torch.randn(2, 4, 8, 8, generator=g), unet_stage.eval()),
@@ -269,7 +269,7 @@ SIZE_CASES = [(32, patch_layers(1)), (256, patch_layers(3)), (32, patch_layers(0
 
 
 def _random_stacks(n: int, seed: int) -> list[list[tuple[int, int]]]:
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     stacks = []
     for _ in range(n):
         depth = int(torch.randint(1, 7, (1,), generator=g))
@@ -309,7 +309,8 @@ def _diagnose(name: str, cases: list[tuple[str, int, int, list[tuple[int, str]]]
     raise Mistake(f"{shown} returned {answer}, expected {expected}. {generic}")
 
 
-@exercise("07.2", "the PatchGAN's receptive field and output size")
+@exercise("07.2", "the PatchGAN's receptive field and output size",
+          forbid=("course_lib.pix2pix.receptive_field", "course_lib.pix2pix.patch_output_size"))
 @own_rng
 def check_patchgan_geometry(patch_receptive_field, patch_output_size) -> None:
     cases = []
@@ -320,7 +321,7 @@ def check_patchgan_geometry(patch_receptive_field, patch_output_size) -> None:
                                               "reversed(layers) with r = (r - 1) * stride + kernel.")
 
     cases = []
-    sizes = torch.randint(20, 300, (30,), generator=torch.Generator().manual_seed(1)).tolist()
+    sizes = torch.randint(20, 300, (30,), generator=torch.Generator().manual_seed(case_seed(1))).tolist()
     for img_size, layers in SIZE_CASES + list(zip(sizes, _random_stacks(30, seed=2))):
         if not _fits(img_size, layers):
             continue                                           # too small an image for this stack: not asked
@@ -340,7 +341,7 @@ G_TARGET_HINT = ("the GAN term compares D's patch logits (B, 1, P, P) with an al
 
 
 def _g_case(seed: int, B: int, C: int, S: int, P: int, scale: float = 2.0):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     fake_logits = torch.randn(B, 1, P, P, generator=g) * scale
     y_fake = torch.tanh(torch.randn(B, C, S, S, generator=g))
     y_real = torch.tanh(torch.randn(B, C, S, S, generator=g))
@@ -436,7 +437,7 @@ def _check_g_case(g_loss, fake_logits, y_fake, y_real, lam, name):
         raise Mistake("no gradient reaches y_fake through the L1 term: G learns from it, so do not .detach() y_fake.")
 
 
-@exercise("07.3", "the pix2pix generator loss")
+@exercise("07.3", "the pix2pix generator loss", forbid=("course_lib.pix2pix.pix2pix_g_loss",))
 @own_rng
 def check_g_loss(g_loss) -> None:
     fake_logits, y_fake, y_real = _g_case(0, B=2, C=3, S=8, P=6)
@@ -485,11 +486,11 @@ class _WatchedD(nn.Module):
 
 
 def _d_case(seed: int, B: int, c_x: int, c_y: int, size: int):
-    torch.manual_seed(seed)
+    torch.manual_seed(case_seed(seed))
     D = PatchDiscriminator(c_x + c_y, base_channels=8, d_layers=1, norm="instance")  # per-image norm: batching-proof
     with torch.no_grad():
         D.net[-1].weight.mul_(3.0)                            # logits spread over a few units, not all near 0
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     x = torch.tanh(torch.randn(B, c_x, size, size, generator=g))
     y_real = torch.tanh(torch.randn(B, c_y, size, size, generator=g))
     w = torch.randn(B, c_y, size, size, generator=g)        # stands in for G's last layer
@@ -579,7 +580,7 @@ def _check_d_case(d_loss, seed, B, c_x, c_y, size, name):
                           "learn from both the real and the fake pair.")
 
 
-@exercise("07.4", "the conditional discriminator's loss")
+@exercise("07.4", "the conditional discriminator's loss", forbid=("course_lib.pix2pix.pix2pix_d_loss",))
 @own_rng
 def check_d_loss(d_loss) -> None:
     _check_d_case(d_loss, 0, B=2, c_x=1, c_y=3, size=16, name="colorize: grey x, colour y")
@@ -592,7 +593,7 @@ def check_d_loss(d_loss) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def _psnr_case(seed: int, B: int, C: int, S: int):
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     b = torch.rand(B, C, S, S, generator=g) * 2 - 1
     levels = torch.linspace(0.05, 0.5, B).view(B, 1, 1, 1)                  # a different error per image
     a = (b + levels * torch.randn(B, C, S, S, generator=g)).clamp(-1, 1)
@@ -620,7 +621,7 @@ def _psnr_candidates(a, b):
     ]
 
 
-@exercise("07.5", "PSNR of each image")
+@exercise("07.5", "PSNR of each image", forbid=("course_lib.image_quality.psnr",))
 @own_rng
 def check_psnr(psnr) -> None:
     for seed, (B, C, S) in enumerate([(4, 3, 8), (3, 1, 6)]):
@@ -644,7 +645,7 @@ def check_psnr(psnr) -> None:
     out = expect_tensor(call(psnr, black, white), "psnr")
     if not close(out, torch.zeros(2), atol=1e-5):
         raise Mistake(f"black against white (an error of 1 on [0, 1] everywhere) should be exactly 0 dB, got {out.tolist()}.")
-    same = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    same = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(case_seed(5))) * 2 - 1
     out = expect_tensor(call(psnr, same, same.clone()), "psnr")
     if torch.isnan(out).any() or (out < 60).any():
         raise Mistake(f"identical images have MSE 0, so their PSNR is +inf (or a large cap such as 100 dB); got "

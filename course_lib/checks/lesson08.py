@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor, own_rng
+from course_lib.checks import (Mistake, call, case_seed, close, exercise, expect_shape, expect_tensor, own_rng,
+                               poke_)
 
 # Reference implementations (what course_lib.cyclegan computes) ---------------------------------
 
@@ -108,7 +109,7 @@ class Affine(nn.Module):
 
 
 def _images(seed: int, shape: tuple[int, ...], low: float = -1.0, high: float = 1.0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(case_seed(seed))
     return low + (high - low) * torch.rand(shape, generator=g)
 
 
@@ -184,7 +185,7 @@ def cycle_candidates(G_AB, G_BA, x_a, x_b) -> list[tuple[torch.Tensor, str]]:
         ]
 
 
-@exercise("08.1", "the cycle-consistency loss")
+@exercise("08.1", "the cycle-consistency loss", forbid=("course_lib.cyclegan.cycle_loss",))
 @own_rng
 def check_cycle_loss(cycle_loss) -> None:
     G_AB, G_BA = Affine(0.5, 0.3), Affine(1.5, -0.6)          # round trips 0.75 x - 0.15 (A) and 0.75 x (B)
@@ -258,7 +259,7 @@ def identity_candidates(G_AB, G_BA, x_a, x_b) -> list[tuple[torch.Tensor, str]]:
         ]
 
 
-@exercise("08.2", "the identity loss")
+@exercise("08.2", "the identity loss", forbid=("course_lib.cyclegan.identity_loss",))
 @own_rng
 def check_identity_loss(identity_loss) -> None:
     G_AB, G_BA = Affine(0.5, 0.3), Affine(1.5, -0.6)
@@ -345,10 +346,11 @@ def lsgan_g_candidates(f: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
     ]
 
 
-@exercise("08.3", "the least-squares GAN losses")
+@exercise("08.3", "the least-squares GAN losses",
+          forbid=("course_lib.cyclegan.lsgan_d_loss", "course_lib.cyclegan.lsgan_g_loss"))
 @own_rng
 def check_lsgan_losses(lsgan_d_loss, lsgan_g_loss) -> None:
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(case_seed(0))
     real = 0.7 + 0.5 * torch.randn(4, 1, 3, 3, generator=g)       # patch grids of scores, as PatchGAN gives
     fake = 0.2 + 0.5 * torch.randn(4, 1, 3, 3, generator=g)
     real_g, fake_g = real.clone().requires_grad_(), fake.clone().requires_grad_()
@@ -556,16 +558,14 @@ class _PoolRun:
     def _poke(self, out: torch.Tensor, fakes: torch.Tensor, stored: list[int | None]) -> None:
         """Change the returned batch, then the input batch, in place: the pool's history must not move."""
         try:
-            with torch.no_grad():
-                out.add_(1000.0)
+            poke_(out, 1000.0)
         except RuntimeError:                         # an expanded or otherwise read-only view: nothing to poke
             return
         if _stored_ids(self.pool) != stored:
             raise Mistake("the images you returned share memory with the images you stored: when D's code changes its "
                           "batch in place, the pool's history changes too. Store copies (image.detach().clone()) and "
                           "return a new tensor (torch.stack(out)).")
-        with torch.no_grad():
-            fakes.add_(1000.0)
+        poke_(fakes, 1000.0)
         if _stored_ids(self.pool) != stored:
             raise Mistake("the pool stores views of the batch it was given, not copies: when that tensor is reused or "
                           "changed, the history changes with it. Store image.detach().clone().")
@@ -575,13 +575,13 @@ def _make_pool(ImagePool, capacity: int):
     return call(ImagePool, capacity, what=f"ImagePool({capacity})")
 
 
-@exercise("08.4", "the image history pool")
+@exercise("08.4", "the image history pool", forbid=("course_lib.cyclegan.ImagePool",))
 @own_rng
 def check_image_pool(ImagePool) -> None:
     # 1. Follow every call: fill, then swaps; batches of several sizes, one straddling the end of the fill.
     capacity, sizes = 10, [3, 4, 1, 4, 2]
     run = _PoolRun(_make_pool(ImagePool, capacity), capacity)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(case_seed(0))
     for step in range(100):
         run.query(sizes[step % len(sizes)], g)
 
@@ -590,7 +590,7 @@ def check_image_pool(ImagePool) -> None:
     # follow the same law exactly.
     capacity = 5
     run = _PoolRun(_make_pool(ImagePool, capacity), capacity, poke=False)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(case_seed(1))
     for step in range(500):
         run.query(1, g)
     frac = run.swaps / run.after_full
@@ -619,8 +619,8 @@ def check_image_pool(ImagePool) -> None:
     # 3. Same seeded generator, same batches: the same output, whatever the global random state.
     outputs = []
     for global_seed in (1, 2):
-        pool, g = _make_pool(ImagePool, 4), torch.Generator().manual_seed(5)
-        torch.manual_seed(global_seed)
+        pool, g = _make_pool(ImagePool, 4), torch.Generator().manual_seed(case_seed(5))
+        torch.manual_seed(case_seed(global_seed))
         outputs.append(torch.cat([call(pool.query, _tagged(list(range(4 * i + 1, 4 * i + 5))), g,
                                        what="ImagePool.query") for i in range(8)]))
     if not torch.equal(outputs[0], outputs[1]):
@@ -632,7 +632,7 @@ def check_image_pool(ImagePool) -> None:
     pool = _make_pool(ImagePool, 0)
     fakes = _tagged([1, 2, 3]) * torch.ones((), requires_grad=True)
     try:
-        out = call(pool.query, fakes, torch.Generator().manual_seed(0), what="ImagePool.query")
+        out = call(pool.query, fakes, torch.Generator().manual_seed(case_seed(0)), what="ImagePool.query")
     except Mistake as err:
         raise Mistake(f"with capacity 0 (the pool switched off): {err} Return the batch as it is (detached) when "
                       "the capacity is 0.") from None

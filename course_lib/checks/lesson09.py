@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks import Mistake, call, close, exercise, expect_shape, expect_tensor, own_rng
+from course_lib.checks import Mistake, call, case_seed, close, exercise, expect_shape, expect_tensor, own_rng
 
 EPS = 1e-8  # the papers' epsilon, always inside the square root
 
@@ -147,7 +147,7 @@ def _check_input_grads(out: torch.Tensor, ref: torch.Tensor, inputs: list[tuple[
     if not out.requires_grad:
         raise Mistake(f"{name}'s output is cut off from its inputs (.detach(), .item(), numpy or torch.no_grad()): it sits "
                       "inside a network that is trained by backpropagation, so keep every step in torch.")
-    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed))
+    upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(case_seed(seed)))
     tensors = [t for _, t in inputs]
     got = torch.autograd.grad((out * upstream).sum(), tensors, allow_unused=True)
     want = torch.autograd.grad((ref * upstream).sum(), tensors)
@@ -167,7 +167,7 @@ def _adain_case(kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     ``constant``: map (0, 1) is 0.5 everywhere (variance exactly 0); ``tiny``: map (1, 2) has std about
     1e-5 (variance 1e-10, far below eps = 1e-8: there the eps placement decides the output).
     """
-    g = torch.Generator().manual_seed(9)
+    g = torch.Generator().manual_seed(case_seed(9))
     B, C, H, W = 2, 3, 4, 5
     x = 2 * _randn(g, B, C, 1, 1) + (0.5 + 2 * torch.rand(B, C, 1, 1, generator=g)) * _randn(g, B, C, H, W)
     scale, bias = 1 + 0.5 * _randn(g, B, C), 0.5 * _randn(g, B, C)
@@ -234,7 +234,7 @@ ADAIN_CRASH_HINT = ("scale and bias are (B, C): one number per sample and channe
                     "so they broadcast over H and W.")
 
 
-@exercise("09.1", "AdaIN (adaptive instance normalisation)")
+@exercise("09.1", "AdaIN (adaptive instance normalisation)", forbid=("course_lib.stylegan.adain",))
 @own_rng
 def check_adain(adain) -> None:
     cases = [
@@ -282,7 +282,7 @@ def _modulate_case(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     ``zero``: the third sample's style is 0 (its modulated weight is 0: no eps gives 0 / 0). ``tiny``: its
     style is 1e-6 (sum of squares about 3e-11, below eps: there the eps placement decides the output).
     """
-    g = torch.Generator().manual_seed(4)
+    g = torch.Generator().manual_seed(case_seed(4))
     weight = _randn(g, 4, 3, 3, 3)
     styles = 1 + 0.5 * _randn(g, 2, 3)
     if kind == "zero":
@@ -342,7 +342,7 @@ MODULATE_CRASH_HINT = ("The (O, I, k, k) weight gets a batch axis, weight[None] 
                        "scale the INPUT channels (dim 2): styles[:, None, :, None, None].")
 
 
-@exercise("09.2", "modulation and demodulation of a convolution weight")
+@exercise("09.2", "modulation and demodulation of a convolution weight", forbid=("course_lib.stylegan.modulate",))
 @own_rng
 def check_modulate(modulate) -> None:
     cases = [
@@ -436,10 +436,10 @@ TRUNCATE_INPLACE = {"w_avg": "In the generator, w_avg is the tracked average (a 
                              "truncation would use a corrupted average."}
 
 
-@exercise("09.3", "the truncation trick in W")
+@exercise("09.3", "the truncation trick in W", forbid=("course_lib.stylegan.Generator.truncate",))
 @own_rng
 def check_truncate(truncate) -> None:
-    g = torch.Generator().manual_seed(3)
+    g = torch.Generator().manual_seed(case_seed(3))
     w_avg = 0.8 + 0.3 * _randn(g, 6)                                       # (w_dim,), far from 0 as in W
     w = w_avg + _randn(g, 4, 6)                                            # (B, w_dim)
     ws = w_avg + _randn(g, 4, 8, 6)                                        # (B, num_ws, w_dim)
@@ -477,7 +477,7 @@ def _mbstd_case(B: int, collapsed: bool = False) -> torch.Tensor:
     ``collapsed``: the samples 0, M, 2M, ... of group 0 (M = B / 4) are identical, as from a generator that
     lost its diversity: their std is exactly 0.
     """
-    g = torch.Generator().manual_seed(6 + B)
+    g = torch.Generator().manual_seed(case_seed(6 + B))
     i = torch.arange(B, dtype=torch.float32)[:, None, None, None]
     x = 0.4 * i + (0.5 + 0.3 * i) * _randn(g, B, 3, 2, 3)
     if collapsed:
@@ -535,7 +535,7 @@ def minibatch_std_candidates(x: torch.Tensor, group_size: int) -> list[tuple[tor
     ]
 
 
-@exercise("09.4", "the minibatch standard deviation")
+@exercise("09.4", "the minibatch standard deviation", forbid=("course_lib.stylegan.minibatch_std",))
 @own_rng
 def check_minibatch_std(minibatch_std) -> None:
     cases = [
@@ -611,7 +611,7 @@ class SmallD(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(1, 4, 3, padding=1)
         self.fc = nn.Linear(4 * 4 * 4, 1)
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(case_seed(seed))
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(0.6 * torch.randn(p.shape, generator=g))
@@ -625,7 +625,7 @@ class LinearD(nn.Module):
 
     def __init__(self, seed: int = 0, size: int = 16) -> None:
         super().__init__()
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(case_seed(seed))
         self.w = nn.Parameter(0.3 * torch.randn(size, generator=g))
         self.b = nn.Parameter(torch.tensor(0.2))
 
@@ -635,7 +635,7 @@ class LinearD(nn.Module):
 
 def _r1_batches(B: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Real and fake (B, 1, 4, 4) batches that the stand-in D scores (and differentiates) differently."""
-    g = torch.Generator().manual_seed(5)
+    g = torch.Generator().manual_seed(case_seed(5))
     return 0.5 + 0.4 * _randn(g, B, 1, 4, 4), -0.4 + 1.2 * _randn(g, B, 1, 4, 4)
 
 
@@ -717,7 +717,7 @@ def _d_loss(d_loss_r1, D: nn.Module, x_real: torch.Tensor, x_fake: torch.Tensor,
     return out
 
 
-@exercise("09.5", "the discriminator loss with the R1 penalty")
+@exercise("09.5", "the discriminator loss with the R1 penalty", forbid=("course_lib.losses.r1_penalty",))
 @own_rng
 def check_d_loss_r1(d_loss_r1) -> None:
     D = SmallD()
@@ -784,7 +784,7 @@ def check_d_loss_r1(d_loss_r1) -> None:
 
 def _mix_case() -> tuple[torch.Tensor, torch.Tensor]:
     """ws_a and ws_b (B, num_ws, w_dim) = (3, 8, 5), different in every entry."""
-    g = torch.Generator().manual_seed(8)
+    g = torch.Generator().manual_seed(case_seed(8))
     return _randn(g, 3, 8, 5), 5 + _randn(g, 3, 8, 5)
 
 
@@ -794,7 +794,7 @@ def _describe(layers: list[int]) -> str:
     return f"layer {layers[0]}" if len(layers) == 1 else "layers " + ", ".join(str(layer) for layer in layers)
 
 
-@exercise("09.6", "style mixing at a crossover layer")
+@exercise("09.6", "style mixing at a crossover layer", forbid=("course_lib.stylegan.mix_styles",))
 @own_rng
 def check_mix_styles(mix_styles) -> None:
     ws_a, ws_b = _mix_case()
