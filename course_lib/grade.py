@@ -44,7 +44,8 @@ from pathlib import Path
 
 from course_lib.checkpoint import atomic_write
 from course_lib.grading.run import GRADER_VERSION
-from course_lib.grading.sandbox import Limits, free_uid, running_as_root
+from course_lib.grading.processes import free_uid
+from course_lib.grading.sandbox import Limits, running_as_root
 
 UID_BASE = 61000  # kernels of a root grader run as a user id from 61000 to 81000 that no account or process uses
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.checks import NotAttempted, hidden_seeds
+from course_lib.checks import hidden_seeds
 from course_lib.grading.agent import Agent
 from course_lib.grading.remote import RemoteCallable, Session
 from course_lib.grading.sandbox import decode_reply

@@ -6,7 +6,8 @@
 - ``remote``: stand-ins for the learner's functions and objects, so that the checks of
   ``course_lib.checks`` run unchanged in the grader's process;
 - ``static``: what each graded answer refers to, read from the source without running it;
-- ``limits``: the launcher that puts the kernel under resource limits;
+- ``launch``: the launcher that puts the kernel in its place (mount namespace, user id, resource limits);
+- ``processes``: every process of a submission found, frozen, killed and reaped;
 - ``run``: one submission from start to record.
 
 ``course_lib.grade`` is the command line on top of these.

@@ -27,7 +27,6 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import nbformat
 
@@ -35,7 +34,8 @@ import course_lib
 from course_lib.checks import CheckResult, hidden_seeds
 from course_lib.grading import agent as agent_module
 from course_lib.grading.remote import KernelDied, NoReply, RemoteTimeout, Session
-from course_lib.grading.sandbox import Limits, Sandbox, become_subreaper
+from course_lib.grading.processes import become_subreaper
+from course_lib.grading.sandbox import Limits, Sandbox
 from course_lib.grading.static import NotebookCode
 
 GRADER_VERSION = f"course_lib {course_lib.__version__} grader 2"

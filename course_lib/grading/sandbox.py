@@ -16,7 +16,6 @@ import ast
 import base64
 import json
 import os
-import pwd
 import queue
 import secrets
 import shutil
@@ -31,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-PR_SET_CHILD_SUBREAPER = 36
-SUBREAPER = [False]   # whether this process collects orphans (set once, by the grader's worker)
+from course_lib.grading.processes import kill_tree, processes_of, stop_processes
+
 
 
 @dataclass
@@ -61,29 +60,6 @@ class CellRun:
 
 def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def free_uid(start: int) -> int:
-    """The first user id from ``start`` on that no account and no running process uses."""
-    busy = {_status_fields(p).get("Uid", "").split()[:1][0] for p in _all_pids() if _status_fields(p).get("Uid")}
-    uid = start
-    while True:
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            if str(uid) not in busy:
-                return uid
-        uid += 1
-
-
-def become_subreaper() -> None:
-    """Orphaned processes of this process's children come back to it (Linux), so none escapes the clean-up."""
-    try:
-        import ctypes
-
-        SUBREAPER[0] = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        pass
 
 
 def needed_paths() -> list[Path]:
@@ -250,7 +226,7 @@ class Sandbox:
                 pass
             self.client = None
         if self.process is not None:
-            _kill_tree(self.process.pid, self.uid)
+            kill_tree(self.process.pid, self.uid)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -263,7 +239,7 @@ class Sandbox:
     def reap_strays(self) -> None:
         """Stop every process of the submission except the kernel itself (forked children, daemons)."""
         if self.process is not None:
-            _stop_processes(lambda: [p for p in _processes_of(self.process.pid, self.uid) if p != self.process.pid])
+            stop_processes(lambda: [p for p in processes_of(self.process.pid, self.uid) if p != self.process.pid])
 
     def _remove_files_of_uid(self) -> None:
         """Files the kernel's user left in the shared temporary folders."""
@@ -386,91 +362,3 @@ def decode_reply(reply: str) -> tuple[dict, dict]:
     if not isinstance(doc, dict):
         raise ValueError("the agent's reply is malformed")
     return doc, tensors
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-def _status_fields(pid: int) -> dict[str, str]:
-    fields = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
-    except OSError:
-        pass
-    return fields
-
-
-def _all_pids() -> list[int]:
-    try:
-        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
-
-
-def _processes_of(root_pid: int, uid: int | None) -> list[int]:
-    """The kernel's processes: every process of its user id (as root), else its descendants and its
-    process group, plus orphans that came back to this process (a subreaper)."""
-    pids = _all_pids()
-    if uid is not None:
-        return [p for p in pids if _status_fields(p).get("Uid", "").split()[:1] == [str(uid)]]
-    parent = {p: int(_status_fields(p).get("PPid", "0") or 0) for p in pids}
-    group = {p for p in pids if _process_group(p) == root_pid}
-    me, found = os.getpid(), {root_pid} | group
-    changed = True
-    while changed:
-        changed = False
-        for p, pp in parent.items():
-            # a child of this process other than the kernel is an orphan the kernel left (this is a subreaper)
-            if p not in found and (pp in found or (pp == me and SUBREAPER[0])):
-                found.add(p)
-                changed = True
-    return [p for p in found if p in parent]
-
-
-def _process_group(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-def _stop_processes(list_pids) -> None:
-    """Freeze every listed process (a fork bomb stops growing), then kill them all."""
-    frozen: set[int] = set()
-    for _ in range(200):
-        pids = [p for p in list_pids() if p not in frozen]
-        if not pids:
-            break
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGSTOP)
-                frozen.add(p)
-            except OSError:
-                pass
-    for p in frozen | set(list_pids()):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
-    _reap_children()
-
-
-def _kill_tree(pid: int, uid: int | None) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    _stop_processes(lambda: _processes_of(pid, uid))
-
-
-def _reap_children() -> None:
-    """Collect exited children (orphans handed to this subreaper would stay zombies otherwise)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
