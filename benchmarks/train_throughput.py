@@ -71,7 +71,7 @@ def measure(model: str, device: torch.device, steps: int, amp: bool, channels_la
     if compile and not style:  # compile the networks, never the step: the gradient penalty needs double backward
         for name in ("G", "D"):
             run.state.models[name].compile()
-    images_per_step = cfg.batch_size * (cfg.n_critic if model == "wgan_gp" else 1)
+    images_per_step = run.images_per_step  # a WGAN-GP step reads n_critic batches
     try:
         with FlopCounterMode(display=False) as counter:
             step()

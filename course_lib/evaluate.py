@@ -15,8 +15,9 @@ size of the reference split: the metrics are biased or noisy there (compare with
 floor it prints at the nearest size). Labels must be class indices 0..9; a ``--labels-key`` given
 explicitly must be in the file. Results go to stdout, warnings and errors to stderr.
 
-``evaluate_likelihood`` scores a VAE differently: -ELBO and the importance-weighted bound on the
-test images, in nats (what ``python -m course_lib.train vae`` writes into metrics.json).
+A VAE is also scored differently, by -ELBO and the importance-weighted bound on the test images
+in nats: ``course_lib.vae.evaluate_likelihood`` (what ``python -m course_lib.train vae`` writes
+into metrics.json).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 
 from course_lib import metrics
 from course_lib.checkpoint import CheckpointError, describe_os_error
-from course_lib.data import load_dataset
-from course_lib.vae import VAE, binarize, iwae_log_px, kl_normal
+from course_lib.classifier import WEIGHTS_SHA256, classify, load_classifier
+from course_lib.data import mnist5k
+from course_lib.device import get_device
 
 METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
 NUM_CLASSES = 10  # the digit classifier's classes: labels are 0..9
@@ -110,10 +113,6 @@ def read_reference(path: str | Path | None = None) -> tuple[dict[str, torch.Tens
     Raises:
         CheckpointError: the file is missing or corrupt, or was made by another classifier.
     """
-    from safetensors import SafetensorError, safe_open
-
-    from course_lib.classifier import WEIGHTS_SHA256
-
     path = Path(path) if path is not None else REFERENCE_PATH
     remedy = "Regenerate it with `python scripts/make_reference_stats.py` (a few seconds)."
     if not path.is_file():
@@ -138,9 +137,6 @@ def reference_features(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]
         return tensors["features"], tensors["logits"]
     if split != "train":
         raise ValueError(f"split must be 'test' or 'train', got {split!r}")
-    from course_lib.classifier import classify, load_classifier
-    from course_lib.data import mnist5k
-
     logits, features = classify(load_classifier(), mnist5k(split).x)
     return features, logits
 
@@ -192,8 +188,6 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str 
         ``{"fd", "kid_mean", "kid_std", "precision", "recall", "is", "modes"}`` (+ ``"class_accuracy"``
         when labels are given), as floats.
     """
-    from course_lib.classifier import classify, load_classifier
-
     if ref not in ("test", "train"):
         raise ValueError(f"ref must be 'test' or 'train', got {ref!r}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 1 or len(images) < 10:
@@ -204,63 +198,6 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor | None = None, ref: str 
     real_features, _ = reference_features(ref)
     logits, features = classify(load_classifier(device), images)
     return metrics_from_features(real_features, features, logits, labels)
-
-
-TEST_SEED = 0  # binarisation and z draws of the test likelihood: the same for every run, so runs compare
-
-
-@torch.no_grad()
-def evaluate_likelihood(model: VAE, dataset: str = "mnist5k", n_images: int = 1000, k: int = 100,
-                        seed: int = TEST_SEED, batch_size: int = 100) -> dict[str, float | int | str]:
-    """-ELBO and -IWAE_k of a dataset's test images, mean nats per image, in eval mode.
-
-    Bernoulli likelihood: each test image is binarised once (the generator seeded with ``seed``),
-    and both numbers are computed on the same binary images: exact nats, close to the literature's
-    dynamically binarised MNIST (the 2-pixel frame of the 32x32 digits is always 0 and costs ~0 nats).
-    Gaussian likelihood: densities of the grey images in [-1, 1], which are not comparable with
-    binarised nats (a density can exceed 1, so these can even be negative). The ELBO uses beta = 1.
-
-    Args:
-        model: a ``VAE`` (conditional ones get the test labels).
-        dataset: a built-in dataset of 32x32 images; its "test" split is used.
-        n_images: how many test images, evenly spaced through the split (it is ordered by class).
-        k: importance samples per image of the IWAE bound (``vae.iwae_log_px``), >= 1.
-        seed: seeds the binarisation and every z draw, so the numbers are reproducible.
-        batch_size: test images per forward pass (the IWAE decodes ~2,000 images at a time).
-
-    Returns:
-        ``test_neg_elbo`` (nats, one z per image), ``test_iwae`` (-IWAE_k in nats: an estimate of
-        -log p(x) from above, below test_neg_elbo in expectation), ``test_images``, ``iwae_k`` and
-        ``test_likelihood`` (what the numbers are).
-    """
-    test = load_dataset(dataset, "test")
-    n = min(n_images, len(test))
-    if n < 1:
-        raise ValueError(f"n_images must be >= 1, got {n_images!r}")
-    index = torch.arange(n) * len(test) // n  # (n,) evenly spaced
-    x_all, y_all = test.x[index], (test.labels[index] if model.cfg.num_classes else None)
-    bernoulli = model.cfg.likelihood == "bernoulli"
-    device = next(model.parameters()).device
-    noise = torch.Generator().manual_seed(seed)
-    neg_elbo, neg_iwae = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, n, batch_size):
-            x = x_all[i:i + batch_size]                                      # (B, C, 32, 32)
-            if bernoulli:
-                x = 2 * binarize(((x + 1) / 2).clamp(0, 1), noise) - 1
-            x = x.to(device)
-            y = y_all[i:i + batch_size].to(device) if y_all is not None else None
-            decoder_output, mu, logvar = model(x, y, noise)
-            neg_elbo.append(-(model.log_likelihood(x, decoder_output) - kl_normal(mu, logvar)))  # (B,)
-            neg_iwae.append(-iwae_log_px(model, x, k, y, generator=noise, batch=max(1, 2000 // len(x))))
-    finally:
-        model.train(was_training)
-    what = ("bernoulli: nats of binarised test images" if bernoulli else
-            "gaussian: densities of grey test images, not comparable with binarised nats")
-    return {"test_neg_elbo": torch.cat(neg_elbo).mean().item(), "test_iwae": torch.cat(neg_iwae).mean().item(),
-            "test_images": n, "iwae_k": k, "test_likelihood": what}
 
 
 def _nearest_floor(n: int) -> tuple[int, dict[str, tuple[float, float]]]:
@@ -278,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device for the classifier (default cpu)")
     args = parser.parse_args(argv)
     try:
-        from course_lib.device import get_device
-
         device = get_device(args.device)
         images, labels = load_samples(args.samples, args.labels_key or "labels", require_labels=args.labels_key is not None)
         if len(images) < MIN_SAMPLES:

@@ -28,7 +28,7 @@ from course_lib.train import CHECKPOINT, default_config, train
 ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 MAX_BYTES = 5_000_000  # the issue's limit per shipped directory
 
-# name -> TrainConfig overrides; longer than the laptop profile's 5 minutes, so they do better
+# name -> the model and its overrides of default_config(model); longer than the laptop profile's 5 minutes, so they do better
 SHIPPED = {
     "dcgan": {"model": "dcgan", "steps": 8000, "base_channels": 32, "lr_g": 2e-4, "lr_d": 2e-4},  # Radford et al.'s rate
     "cgan": {"model": "cgan", "steps": 6000, "base_channels": 32},

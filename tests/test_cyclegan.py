@@ -368,14 +368,3 @@ def test_cyclegan_step_reduces_the_cycle_loss_on_fixed_batches():
     assert int(pool_a.count) == int(pool_b.count) == 8  # the pools filled up
 
 
-def test_two_seeded_runs_give_identical_weights_and_pools():
-    def run():
-        pair, D_A, D_B, opt_G, opt_D, pool_a, pool_b = _setup(seed=5, pool_size=4)
-        g = torch.Generator().manual_seed(6)
-        for step in range(3):  # the pools are full from the second step on: coin flips matter
-            cyclegan_step(pair.G_AB, pair.G_BA, D_A, D_B, opt_G, opt_D, _images(10 + step), _images(20 + step),
-                          pool_a, pool_b, generator=g)
-        return _state(pair, D_A, D_B, pool_a, pool_b)
-
-    first, second = run(), run()
-    assert all(torch.equal(a, b) for a, b in zip(first, second))

@@ -388,13 +388,6 @@ def _assert_same_weights(run_a, run_b):
         assert torch.equal(a, b)
 
 
-def test_two_seeded_gan_runs_give_identical_weights():
-    run_a = _run_gan_steps(CONFIGS["projection"], loss="hinge")
-    run_b = _run_gan_steps(CONFIGS["projection"], loss="hinge")
-    assert run_a[2] == run_b[2]
-    _assert_same_weights(run_a, run_b)
-
-
 def test_amp_on_cpu_is_the_fp32_step():
     """amp=True autocasts only on CUDA; on CPU it must be bit-for-bit the fp32 step."""
     run_fp32 = _run_gan_steps(TINY)

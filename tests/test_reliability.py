@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from course_lib import checkpoint, evaluate, exercises, sample, train
+from course_lib.run import session  # the run layer: it writes the files and runs fit
 from course_lib.checkpoint import (CHECKSUMS, CheckpointError, DiskFullError, atomic_write, load_weights,
                                    read_checkpoint, remove_stale_temporaries, save_checkpoint, save_weights)
 from course_lib.viz import to_uint8
@@ -313,7 +314,7 @@ def test_resume_without_a_run_is_refused(tmp_path, capsys):
     (["--z-dim", "0"], "--z-dim must be an int >= 1"),
 ])
 def test_bad_settings_are_refused_before_the_first_step(tmp_path, monkeypatch, capsys, extra, message):
-    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(session, "fit", lambda *a, **k: pytest.fail("training started"))
     assert train.main(["dcgan", "--out", str(tmp_path / "run"), "--base-channels", "8", "--steps", "2", *extra]) == 2
     assert message in one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
@@ -327,7 +328,7 @@ def test_a_read_only_out_is_one_line(tmp_path, monkeypatch, capsys):
         def refuse(path, write):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-        monkeypatch.setattr(train, "atomic_write", refuse)
+        monkeypatch.setattr(session, "atomic_write", refuse)
     else:
         out.parent.mkdir()
         out.parent.chmod(0o555)

@@ -48,20 +48,22 @@ k = 1, never decreases in expectation as k grows, and tends to log p(x).
 
 No batch norm anywhere: the ELBO and the IWAE bound are per-sample quantities, and batch norm
 would make each one depend on the rest of the batch. Read top-down: config, networks, the
-probability functions, the bound, sampling and the training step.
+probability functions, the bound. Sampling decodes prior draws z ~ N(0, I) (``VAE.generate``;
+``course_lib.run.sample``, re-exported here, draws them). The training step (``vae_step``), the run
+config and the test likelihood of metrics.json are in ``course_lib.vae.training``.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.gan import balanced_labels, check_images, check_labels, sample_z
+from course_lib.run.inputs import check_images, check_labels
+from course_lib.run.sampling import sample  # noqa: F401 (re-exported: decoded prior draws, VAE.generate of z ~ N(0, I))
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 MIN_X_LOGVAR = -6.0  # a learned Gaussian decoder's log-variance is clamped here (sigma >= 0.05)
@@ -186,6 +188,7 @@ class VAE(nn.Module):
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.z_dim, self.num_classes = cfg.latent_dim, cfg.num_classes  # what every sampler has (course_lib.run.sampling)
         self.encoder, self.decoder = Encoder(cfg), Decoder(cfg)
         if cfg.likelihood == "bernoulli":
             self.x_logvar = None                                                  # no variance to learn
@@ -217,6 +220,15 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x, labels)
         z = reparameterize(mu, logvar, generator)          # (B, D)
         return self.decode(z, labels), mu, logvar
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's *mean* image for latents z (B, latent_dim): (B, C, 32, 32) in [-1, 1].
+
+        Bernoulli: the pixel probabilities sigmoid(logits) mapped to [-1, 1] as 2p - 1; Gaussian: the
+        mean clamped to [-1, 1] (pixel noise of sigma would only add grain). ``sample`` decodes prior draws.
+        """
+        out = self.decode(z, labels)                                                # (B, C, 32, 32)
+        return torch.sigmoid(out) * 2 - 1 if self.cfg.likelihood == "bernoulli" else out.clamp(-1, 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -403,66 +415,3 @@ def iwae_log_px(model: nn.Module, x: torch.Tensor, k: int, labels: torch.Tensor 
         for store, t in zip(terms, (log_px, log_pz, log_qz)):
             store.append(t.view(m, B))                                             # (m, B)
     return iwae_bound(*(torch.cat(t) for t in terms))                              # (k, B) each -> (B,)
-
-
-# ----------------------------------------------------------------------------------------------
-# Sampling and the training step
-# ----------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def sample(model: VAE, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
-           device: torch.device | str | None = None) -> torch.Tensor:
-    """Decode n draws z ~ N(0, I) of the prior, without gradients.
-
-    Returns the decoder's *mean* image, not a noisy draw of p(x|z): for Bernoulli the pixel
-    probabilities sigmoid(logits) mapped to [-1, 1] as 2p - 1, for Gaussian the mean clamped to
-    [-1, 1] (pixel noise of sigma would only add grain).
-
-    Args:
-        model: a ``VAE``.
-        n: number of images, >= 1.
-        labels: (n,) int64 labels for a conditional model; None gives ``balanced_labels(n, K)``.
-        generator: optional ``torch.Generator`` for z.
-        device: where to compute; None: the device of the model's parameters.
-
-    Returns:
-        (n, img_channels, 32, 32) float images in [-1, 1] on ``device``.
-    """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    device = device if device is not None else next(model.parameters()).device
-    if labels is None and model.cfg.num_classes:
-        labels = balanced_labels(n, model.cfg.num_classes, device=device)
-    elif labels is not None:
-        labels = labels.to(device)
-    z = sample_z(n, model.cfg.latent_dim, generator=generator, device=device)     # (n, D)
-    out = model.decode(z, labels)                                                  # (n, C, 32, 32)
-    return torch.sigmoid(out) * 2 - 1 if model.cfg.likelihood == "bernoulli" else out.clamp(-1, 1)
-
-
-def vae_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, labels: torch.Tensor | None = None,
-             generator: torch.Generator | None = None, amp: bool = False) -> dict[str, float]:
-    """One optimiser step on the loss -mean(ELBO_beta) of a batch, with beta = ``model.cfg.beta``.
-
-    Args:
-        model, optimizer: the VAE and its optimiser (built by the caller).
-        x: (B, C, 32, 32) batch in [-1, 1] (binarise it beforehand for Bernoulli nats).
-        labels: (B,) int64 labels for a conditional VAE, else None.
-        generator: optional ``torch.Generator`` for the reparameterisation noise.
-        amp: bf16 autocast of the networks on CUDA (the likelihood is computed in float32); a no-op elsewhere.
-
-    Returns:
-        floats ``loss`` (-ELBO_beta), ``elbo`` (beta = 1), ``recon`` (-log p(x|z)), ``kl``, batch means in nats.
-    """
-    check_images(x, model.cfg)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.device.type == "cuda" else nullcontext()
-    with autocast:
-        decoder_output, mu, logvar = model(x, labels, generator)
-    log_px = model.log_likelihood(x, decoder_output)                               # (B,)
-    kl = kl_normal(mu.float(), logvar.float())                                     # (B,)
-    loss = -(log_px - model.cfg.beta * kl).mean()
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return {"loss": loss.item(), "elbo": (log_px - kl).mean().item(), "recon": -log_px.mean().item(),
-            "kl": kl.mean().item()}

@@ -28,7 +28,8 @@ through the 1x1 bottleneck. With W = ``base_channels`` and ``depth`` = 5 on 32x3
 parameters at W = 32 instead of 4.2M, a 2.5 MB checkpoint, and nearly the same compute, which the
 large outer stages dominate.)
 
-Read top-down: config, U-Net, PatchGAN and its receptive field, losses, the training step.
+Read top-down: config, U-Net, PatchGAN and its receptive field, losses. The training step, the run
+config and the run are in ``course_lib.pix2pix.training``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.gan_steps import _autocast, _frozen
 
 NORMS = ("batch", "instance")  # the normalisation layers these networks accept
 RECONSTRUCTIONS = ("l1", "l2")  # the reconstruction term of G's loss: the paper's L1, or L2 (Pathak et al. 2016)
@@ -141,7 +141,7 @@ class UNet(nn.Module):
     Image Colorization", predict colour at a quarter of the resolution), wrong for the sharp
     detail of the other tasks. ``correction_scale`` = c gives x_image + c * (G(x) - x_image): a
     model whose corrections are right in direction but too strong on unseen images (over-fitted
-    colours) is shrunk towards its input; ``course_lib.translate.calibrate_pix2pix`` fits c on
+    colours) is shrunk towards its input; ``course_lib.pix2pix.calibrate_pix2pix`` fits c on
     validation pairs by least squares (``least_squares_scale``).
 
     Args:
@@ -351,63 +351,3 @@ def pix2pix_g_loss(fake_logits: torch.Tensor, y_fake: torch.Tensor, y_real: torc
     error = y_fake.float() - y_real.float()
     l1 = error.abs().mean() if reconstruction == "l1" else error.pow(2).mean()  # L1 by default: less blur (Isola et al., Sec. 3.1)
     return gan + lambda_l1 * l1, gan, l1
-
-
-# ----------------------------------------------------------------------------------------------
-# The training step
-# ----------------------------------------------------------------------------------------------
-
-def pix2pix_step(
-    G: nn.Module,
-    D: nn.Module,
-    opt_G: torch.optim.Optimizer,
-    opt_D: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    lambda_l1: float = 100.0,
-    reconstruction: str = "l1",
-    amp: bool = False,
-) -> dict[str, float]:
-    """One D update on (x, y) vs (x, G(x).detach()), then one G update through the updated D.
-
-    Args:
-        G: ``UNet``, (B, C_in, S, S) -> (B, C_out, S, S).
-        D: ``PatchDiscriminator`` with ``C_in + C_out`` input channels (it sees the condition x).
-        opt_G, opt_D: their optimisers.
-        x: inputs (B, C_in, S, S) in [-1, 1].
-        y: targets (B, C_out, S, S) in [-1, 1].
-        lambda_l1: weight of the L1 term.
-        reconstruction: "l1" (the paper) or "l2" (see ``pix2pix_g_loss``).
-        amp: bf16 autocast on CUDA; a no-op on other devices.
-
-    Returns:
-        ``{"d_loss", "g_loss", "g_gan", "g_l1", "d_real", "d_fake"}``: floats; d_real / d_fake are
-        D's mean probability on real and generated pairs before its update.
-    """
-    if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
-        raise ValueError(f"x and y must be a batch of pairs (B, C, S, S), got {tuple(x.shape)} and {tuple(y.shape)}")
-    with _autocast(amp, x.device):
-        y_fake = G(x)                                            # (B, C_out, S, S)
-        real_logits = D(torch.cat([x, y], dim=1))                # (B, 1, P, P): D sees the condition
-        fake_logits = D(torch.cat([x, y_fake.detach()], dim=1))  # no gradient to G here
-    loss_D = pix2pix_d_loss(real_logits, fake_logits)
-    opt_D.zero_grad(set_to_none=True)
-    loss_D.backward()
-    opt_D.step()
-
-    with _frozen(D):
-        with _autocast(amp, x.device):
-            logits = D(torch.cat([x, y_fake], dim=1))
-        loss_G, gan, l1 = pix2pix_g_loss(logits, y_fake, y, lambda_l1, reconstruction)
-        opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt_G.step()
-    return {
-        "d_loss": loss_D.item(),
-        "g_loss": loss_G.item(),
-        "g_gan": gan.item(),
-        "g_l1": l1.item(),
-        "d_real": torch.sigmoid(real_logits.detach().float()).mean().item(),
-        "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item(),
-    }

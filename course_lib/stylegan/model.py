@@ -26,8 +26,8 @@ the papers' learning rates depend on it.
 
 Read top-down: config, the building blocks (equalised layers, modulation, AdaIN, noise), the
 mapping and synthesis networks, the generator with its truncation and mixing, the discriminator.
-The training step (non-saturating loss, lazy R1, style-mixing regularisation) is in
-``course_lib.stylegan_train``.
+The training step (non-saturating loss, lazy R1, style-mixing regularisation), the run config and
+the run are in ``course_lib.stylegan.training``; the measurements of lesson 09 in ``course_lib.stylegan.analysis``.
 """
 
 from __future__ import annotations
@@ -61,15 +61,12 @@ class StyleGANConfig:
     max_channels: int = 128         # cap on the width of the low resolutions
     style_mode: str = "demod"       # "demod": modulated conv + demodulation (StyleGAN2); "adain": AdaIN (StyleGAN)
     mbstd_group: int = 4            # D: group size of the minibatch standard deviation (the batch must divide by it or be smaller)
-    num_classes: int = 0            # always 0: the course's StyleGAN is unconditional (read by course_lib.train.generate)
 
     def __post_init__(self) -> None:
         if self.img_size != 32:
             raise ValueError(f"img_size must be 32, got {self.img_size!r}")
         if self.style_mode not in STYLE_MODES:
             raise ValueError(f"style_mode must be one of {STYLE_MODES}, got {self.style_mode!r}")
-        if self.num_classes != 0:
-            raise ValueError(f"num_classes must be 0 (the StyleGAN is unconditional), got {self.num_classes!r}")
         for name in ("z_dim", "w_dim", "mapping_layers", "img_channels", "base_channels", "max_channels", "mbstd_group"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
@@ -364,6 +361,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: StyleGANConfig) -> None:
         super().__init__()
         self.cfg, self.z_dim = cfg, cfg.z_dim
+        self.num_classes = 0  # unconditional: it takes no labels (what every sampler says, course_lib.run.sampling)
         self.mapping = MappingNetwork(cfg)
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
@@ -394,6 +392,10 @@ class Generator(nn.Module):
             w = self.truncate(w, truncation_psi)
         img = self.synthesis(self.broadcast(w), noise_mode=noise_mode, fused=fused)
         return img if self.training else img.clamp(-1, 1)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None, *, truncation_psi: float = 1.0) -> torch.Tensor:
+        """Images from noise: ``forward`` with fresh noise inputs, under the name every sampler of the course has."""
+        return self(z, labels, truncation_psi=truncation_psi)
 
 
 def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, crossover: int | torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,9 @@ Later lessons switch parts on through ``DCGANConfig``:
 - a critic for WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs"): D without
   batch norm, because the gradient penalty is a per-sample quantity and batch norm mixes samples.
 
-Read top-down: config, the two networks, initialisation, sampling. Losses live in
-``course_lib.losses`` and training steps in ``course_lib.gan_steps``.
+Read top-down: config, the two networks, initialisation. Losses live in ``course_lib.losses``; the
+training steps, the run config and the run are in ``course_lib.gan.training``. The noise z, balanced
+labels and ``sample`` (n images of G) come from the shared layer ``course_lib.run``: every family draws them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from course_lib.run.inputs import balanced_labels, check_images, check_labels, sample_z  # noqa: F401 (re-exported)
+from course_lib.run.sampling import sample  # noqa: F401 (re-exported: n images of G, from noise and balanced labels)
 
 CONDITIONINGS = ("projection", "concat")  # how a conditional D reads the labels
 
@@ -79,44 +83,6 @@ class DCGANConfig:
     def batch_norm_in_d(self) -> bool:
         """D's middle blocks use batch norm unless D is a critic or spectrally normalised."""
         return not (self.critic or self.spectral_norm)
-
-
-# ----------------------------------------------------------------------------------------------
-# Input checks shared by G and D
-# ----------------------------------------------------------------------------------------------
-
-def check_labels(labels: torch.Tensor | None, batch_size: int, num_classes: int) -> None:
-    """Raise a ValueError unless ``labels`` fits a model with ``num_classes`` classes (0: must be None)."""
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError("labels must be None for an unconditional model (num_classes=0)")
-        return
-    expected = f"an int64 tensor of shape ({batch_size},) with values in [0, {num_classes})"
-    if labels is None:
-        raise ValueError(f"labels are required (num_classes={num_classes}): expected {expected}")
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64:
-        got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"labels must be {expected}, got {got}")
-    if tuple(labels.shape) != (batch_size,):
-        raise ValueError(f"labels must be {expected}, got shape {tuple(labels.shape)}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels must be {expected}, got values in [{labels.min().item()}, {labels.max().item()}]"
-        )
-
-
-def check_images(x: torch.Tensor, cfg: DCGANConfig, name: str = "x") -> None:
-    """Raise a ValueError unless ``x`` is a float tensor of shape (B, img_channels, 32, 32), B >= 1.
-
-    ``cfg`` is any config with ``img_channels`` and ``img_size`` (``course_lib.vae`` passes its VAEConfig).
-    """
-    expected = f"(B, {cfg.img_channels}, {cfg.img_size}, {cfg.img_size})"
-    if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[0] == 0 or tuple(x.shape[1:]) != (cfg.img_channels, cfg.img_size, cfg.img_size):
-        raise ValueError(f"{name} must have shape {expected} with B >= 1, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor in [-1, 1], got dtype {x.dtype}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,7 +168,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.z_dim = cfg.z_dim
+        self.z_dim, self.num_classes = cfg.z_dim, cfg.num_classes
         width = cfg.base_channels
         k = cfg.embed_dim if cfg.num_classes else 0  # 0: plain batch norms
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None  # (K, E), N(0, 1)
@@ -241,6 +207,10 @@ class Generator(nn.Module):
             for layer in block if isinstance(block, nn.Sequential) else [block]:
                 h = layer(h, e) if isinstance(layer, ConditionalBatchNorm2d) else layer(h)
         return h                                                                 # (B, C, 32, 32)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images from noise: ``forward``, under the name every sampler of the course has (``course_lib.run.generate``)."""
+        return self(z, labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,73 +336,3 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
             nn.init.normal_(m.weight, mean=1.0, std=0.02)
             nn.init.zeros_(m.bias)
     return module
-
-
-# ----------------------------------------------------------------------------------------------
-# Sampling
-# ----------------------------------------------------------------------------------------------
-
-def sample_z(
-    n: int,
-    z_dim: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Noise z ~ N(0, I) of shape (n, z_dim), float32.
-
-    The numbers are drawn on the generator's device (CPU without a generator) and then moved to
-    ``device``, so a CPU generator gives the same z on every device.
-    """
-    source = generator.device if generator is not None else "cpu"
-    z = torch.randn(n, z_dim, generator=generator, device=source)  # (n, z_dim)
-    return z.to(device) if device is not None else z
-
-
-def balanced_labels(n: int, num_classes: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """Labels ``0, 1, ..., K-1, 0, 1, ...`` of length n: every class equally often (up to one).
-
-    A grid of the samples with ``nrow=num_classes`` shows one class per column.
-
-    Returns:
-        (n,) int64 tensor with values in [0, num_classes).
-    """
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    return torch.arange(n, device=device) % num_classes  # (n,)
-
-
-@torch.no_grad()
-def sample(
-    G: Generator,
-    n: int,
-    labels: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Draw n images from G, without gradients.
-
-    G is used in the mode it is in: call ``G.eval()`` first for batch-norm running statistics
-    (``course_lib.training.fit`` calls its ``sample_fn`` in eval mode).
-
-    Args:
-        G: a ``Generator``.
-        n: number of images, >= 1.
-        labels: (n,) int64 labels for a conditional G; None gives ``balanced_labels(n, K)``.
-            Must be None for an unconditional G.
-        generator: optional ``torch.Generator`` for z (fixed monitoring noise).
-        device: where to compute; None: the device of G's parameters.
-
-    Returns:
-        (n, img_channels, 32, 32) float images in [-1, 1] on ``device``.
-    """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    device = device if device is not None else next(G.parameters()).device
-    if labels is None and G.cfg.num_classes:
-        labels = balanced_labels(n, G.cfg.num_classes, device=device)
-    elif labels is not None:
-        labels = labels.to(device)
-    z = sample_z(n, G.z_dim, generator=generator, device=device)  # (n, z_dim)
-    return G(z, labels)  # (n, C, 32, 32)

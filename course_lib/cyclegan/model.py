@@ -24,7 +24,8 @@ residual blocks at 1/4 resolution, two upsampling stages and a 7x7 convolution t
 instance norm and reflection padding. The discriminator is pix2pix's PatchGAN
 (``course_lib.pix2pix.PatchDiscriminator``) with instance norm, unconditional.
 
-Read top-down: config, generator, the pair of generators, losses, the history pool, the step.
+Read top-down: config, generator, the pair of generators, losses, the history pool. The training
+step, the run config and the run are in ``course_lib.cyclegan.training``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib.gan_steps import _autocast, _frozen
-from course_lib.pix2pix import NORMS, PatchDiscriminator, check_pair_images, norm_layer
+from course_lib.pix2pix.model import NORMS, PatchDiscriminator, check_pair_images, norm_layer
 
 UPSAMPLES = ("transpose", "resize")  # how the generator doubles its resolution
 
@@ -258,77 +258,3 @@ class ImagePool(nn.Module):
             out[rows] = self.images[slots].to(out.dtype)    # D sees the old images (a copy)
             self.images[slots] = fakes[rows].to(self.images.dtype)  # the new ones take their slots
         return out
-
-
-# ----------------------------------------------------------------------------------------------
-# The training step
-# ----------------------------------------------------------------------------------------------
-
-def cyclegan_step(
-    G_AB: nn.Module,
-    G_BA: nn.Module,
-    D_A: nn.Module,
-    D_B: nn.Module,
-    opt_G: torch.optim.Optimizer,
-    opt_D: torch.optim.Optimizer,
-    x_a: torch.Tensor,
-    x_b: torch.Tensor,
-    pool_a: ImagePool,
-    pool_b: ImagePool,
-    *,
-    lambda_cycle: float = 10.0,
-    lambda_identity: float = 0.5,
-    generator: torch.Generator | None = None,
-    amp: bool = False,
-) -> dict[str, float]:
-    """One generator update (both G's, Ds frozen), then one update of both Ds on pooled fakes.
-
-    The order is the reference implementation's: G first, then D on the fakes G just made (taken
-    through the history pools).
-
-    Args:
-        G_AB, G_BA: the generators; ``opt_G`` holds both of their parameters.
-        D_A, D_B: the discriminators of domains A and B; ``opt_D`` holds both.
-        x_a, x_b: unpaired batches (B, C, S, S) of A and B in [-1, 1].
-        pool_a, pool_b: ``ImagePool`` of translated images into A and into B.
-        lambda_cycle: weight of the cycle loss (10 in the paper).
-        lambda_identity: weight of the identity loss relative to lambda_cycle (0.5; 0 turns it off).
-        generator: CPU ``torch.Generator`` for the pools.
-        amp: bf16 autocast on CUDA; a no-op elsewhere.
-
-    Returns:
-        ``{"g_loss", "g_gan", "cycle", "identity", "d_loss", "d_a", "d_b"}``: floats; ``cycle`` and
-        ``identity`` are the unweighted losses, ``d_a`` / ``d_b`` the Ds' losses.
-    """
-    if x_a.dim() != 4 or x_b.dim() != 4 or x_a.shape[1:] != x_b.shape[1:]:
-        raise ValueError(f"x_a and x_b must be (B, C, S, S) batches of the same image shape, "
-                         f"got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
-    # --- generators: fool both Ds, undo each other, leave their own domain alone ---
-    with _frozen(D_A), _frozen(D_B), _autocast(amp, x_a.device):
-        fake_b = G_AB(x_a)         # (B, C, S, S): a translated into B
-        fake_a = G_BA(x_b)         # b translated into A
-        gan = lsgan_g_loss(D_B(fake_b)) + lsgan_g_loss(D_A(fake_a))
-        cyc = cycle_loss(x_a, G_BA(fake_b), x_b, G_AB(fake_a))
-        idt = identity_loss(G_AB, G_BA, x_a, x_b) if lambda_identity else torch.zeros((), device=x_a.device)
-        loss_G = gan + lambda_cycle * cyc + lambda_identity * lambda_cycle * idt
-    opt_G.zero_grad(set_to_none=True)
-    loss_G.float().backward()
-    opt_G.step()
-
-    # --- discriminators: real vs earlier fakes from the history ---
-    with _autocast(amp, x_a.device):
-        loss_d_a = lsgan_d_loss(D_A(x_a), D_A(pool_a(fake_a, generator)))
-        loss_d_b = lsgan_d_loss(D_B(x_b), D_B(pool_b(fake_b, generator)))
-    loss_D = loss_d_a + loss_d_b
-    opt_D.zero_grad(set_to_none=True)
-    loss_D.backward()
-    opt_D.step()
-    return {
-        "g_loss": loss_G.item(),
-        "g_gan": gan.item(),
-        "cycle": cyc.item(),
-        "identity": idt.item(),
-        "d_loss": loss_D.item(),
-        "d_a": loss_d_a.item(),
-        "d_b": loss_d_b.item(),
-    }
