@@ -394,6 +394,7 @@ def test_filling_the_disk_is_stopped(tmp_path):
     nb = fill(ROOT / "solutions" / "00_setup_and_tour.ipynb", tmp_path / "filler.ipynb", cells=[(3, filler)])
     record = grade_notebook(nb, limits=Limits(disk_bytes=50 << 20))
     assert record["score"] == 3, record
+    assert any("wrote more than 50 MB" in note for note in record["notes"]), record["notes"]
 
 
 def test_the_sandbox_holds_only_a_copy_and_points_home_and_temp_inside(tmp_path):

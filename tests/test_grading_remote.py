@@ -23,6 +23,7 @@ from course_lib.grading.sandbox import decode_reply
 
 import test_checks
 import test_checks_cyclegan
+import test_checks_editing
 import test_checks_gan
 import test_checks_pix2pix
 import test_checks_stylegan
@@ -54,7 +55,7 @@ def as_tuple(fns):
 
 def bank():
     cases = []
-    for module in (test_checks, test_checks_gan, test_checks_vae):
+    for module in (test_checks, test_checks_gan, test_checks_vae, test_checks_editing):
         cases += [(f"{c.__name__}-reference-{i}", c, (r,)) for i, (c, r) in enumerate(module.REFERENCES)]
         cases += [(f"mistake-{name}", c, (w,)) for name, c, w, _ in module.MISTAKES]
     cases += [(f"{c.__name__}-reference-{i}", c, as_tuple(f)) for i, (c, f) in enumerate(test_checks_pix2pix.REFERENCES)]
@@ -87,11 +88,15 @@ def test_remote_verdict_equals_the_local_one(name, check, functions):
 
 
 def test_the_bank_covers_every_exercise_of_every_lesson():
-    from course_lib.checks import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, \
-        lesson08, lesson09
+    import importlib
+    import pkgutil
+
+    import course_lib.checks
+
+    lessons = [importlib.import_module(f"course_lib.checks.{m.name}") for m in pkgutil.iter_modules(course_lib.checks.__path__)
+               if m.name.startswith("lesson")]
     checked = {check.exercise_id for _, check, _ in BANK}
-    every = {c.exercise_id for m in (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                                     lesson08, lesson09) for c in m.EXERCISES}
+    every = {c.exercise_id for m in lessons for c in m.EXERCISES}
     assert checked == every
 
 

@@ -122,7 +122,7 @@ def run_cells(box: Sandbox, sources: list[str], record: dict) -> None:
         if run.status in ("timeout", "output_limit", "disk_limit"):
             reason = {"timeout": f"ran longer than {box.limits.cell_seconds:g} s",
                       "output_limit": f"printed more than {box.limits.output_bytes >> 20} MB",
-                      "disk_limit": f"wrote more than {box.limits.disk_bytes >> 20} MB to disk"}[run.status]
+                      "disk_limit": f"wrote more than {box.limits.disk_bytes >> 20} MB to disk (its files were deleted)"}[run.status]
             record["notes"].append(f"cell {i + 1} {reason} and was stopped")
         if box.alive():
             box.reap_strays()

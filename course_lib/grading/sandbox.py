@@ -121,6 +121,7 @@ class Sandbox:
         self.work = self.base / "work"
         self.deadline = time.monotonic() + limits.notebook_seconds
         self.process: subprocess.Popen | None = None
+        self._cell_started = time.time()
         self.client = None
         self.notes: list[str] = []
         self._log = None
@@ -267,6 +268,7 @@ class Sandbox:
             run.status = "died"
             return run
         limit = min(self.limits.cell_seconds if seconds is None else seconds, max(0.0, self.remaining()))
+        self._cell_started = time.time()
         msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=False,
                                      user_expressions=user_expressions or {})
         start = time.monotonic()
@@ -311,7 +313,25 @@ class Sandbox:
                     run.output_bytes += len(json.dumps(msg["content"], default=str))
         if interrupted is not None and run.status == "ok":
             run.status = "timeout"
+        if self._free_disk() and run.status in ("ok", "error"):
+            run.status = "disk_limit"
         return run
+
+    def _free_disk(self) -> bool:
+        """Over the disk limit after a cell: delete what that cell wrote (files changed since it started)."""
+        if _folder_size(self.work) <= self.limits.disk_bytes:
+            return False
+        keep = {self.work / self.notebook.name}
+        for root, _, files in os.walk(self.work):
+            for name in files:
+                path = Path(root) / name
+                try:
+                    if path not in keep and ".kernel" not in path.parts and \
+                            path.stat(follow_symlinks=False).st_mtime >= self._cell_started - 1:
+                        path.unlink()
+                except OSError:
+                    continue
+        return True
 
     def _next_message(self, msg_id: str):
         """The next message about ``msg_id`` from the shell or iopub channel, or None after a short wait."""

@@ -132,11 +132,14 @@ class NotebookCode:
     def forbidden_use(self, names: list[str], forbidden: tuple[str, ...]) -> str | None:
         """A learner-readable reason why the answer may not count, or None."""
         forbidden = tuple(forbidden) + ALWAYS_FORBIDDEN
+        targets = {bad: _resolve(bad) for bad in forbidden}
         for name in names:
             used, dynamic = self.references(name)
+            objects = {u: _resolve(u) for u in used}
             for bad in forbidden:
                 short = bad.rsplit(".", 1)[-1]
-                hits = [u for u in used if u == bad or u.startswith(bad + ".")]
+                hits = [u for u in used if u == bad or u.startswith(bad + ".")
+                        or (targets[bad] is not None and objects[u] is targets[bad])]
                 if hits:
                     return (f"your {name} uses {bad}, the course's own implementation that this exercise is checked "
                             f"against. The point is to write it yourself: replace {short} with your own code.")
@@ -144,6 +147,30 @@ class NotebookCode:
                 return (f"your {name} loads code dynamically ({', '.join(sorted(dynamic))}), which graded answers may "
                         "not do: the grader could not tell what it calls. Write the computation out.")
         return None
+
+
+def _resolve(dotted: str):
+    """The object a ``course_lib`` dotted name refers to (re-exports and old paths lead to the same object), or None.
+
+    Only names inside ``course_lib`` are imported: the learner's code may name any module, and importing an
+    arbitrary one could run code in the grader.
+    """
+    import importlib
+
+    if not dotted.startswith("course_lib.") and dotted != "course_lib":
+        return None
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                return None
+        return obj
+    return None
 
 
 class _LocalImports(ast.NodeVisitor):
