@@ -280,3 +280,27 @@ def check_delta_penalty(delta_penalty) -> None:
 
 EXERCISES = [check_broadcast_w, check_projector_lr, check_boundary_distance, check_sefa, check_masked_distance,
              check_delta_penalty]
+
+HINTS = {
+    "10.1": ("The generator reads layer i's code as ws[:, i], so the layer axis must sit between the batch and the "
+             "code: (B, num_ws, w_dim).",
+             "Add an axis of length 1 in the middle with unsqueeze, then stretch it to num_ws without copying memory.",
+             "Tensor.expand takes -1 for the axes that keep their size."),
+    "10.2": ("Write t = step / steps first; both ramps are functions of t alone.",
+             "The ramp-up is a straight line from 0 that reaches 1 at t = rampup and stays there (a min with 1). The "
+             "ramp-down starts from (1 - t) / rampdown, also capped at 1.",
+             "Pass the capped ramp-down value r through half a cosine, 0.5 - 0.5 cos(pi r), then multiply lr by both ramps."),
+    "10.3": ("A hyperplane coef . w + b = 0 scores a point by coef . w + b; the score's scale depends on how long coef is.",
+             "The distance to the plane is the score divided by the length of the normal vector.",
+             "torch.linalg.vector_norm(coef) (or coef.norm()) is that length; the sign of the score tells the side."),
+    "10.4": ("A direction n moves the styles by A n; you want the unit n that moves them most, ||A n|| largest.",
+             "||A n||^2 = n^T (A^T A) n: its maximum over unit n is an eigenvector of the symmetric matrix A^T A, which "
+             "is (w_dim, w_dim).",
+             "torch.linalg.eigh returns eigenvalues in ascending order and eigenvectors as columns: sort, then transpose."),
+    "10.5": ("Only the known pixels (mask == 1) say anything about the image; the hole must not pull the code.",
+             "Multiply the squared error by the mask before summing over each image's pixels.",
+             "Divide each image's sum by the number of its own known pixels (a sum of the mask per image), not by H x W."),
+    "10.6": ("e4e compares every layer's code with the first layer's code, w_0.",
+             "Slicing with ws[:, :1] keeps the layer axis, so it broadcasts against ws[:, 1:].",
+             "Average the squared differences over the batch, the layers i > 0 and the code's dimensions: one number."),
+}
