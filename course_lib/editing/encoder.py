@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.editing.inversion import Distance, pixel_distance
+from course_lib.editing.inversion import Distance, Projection, ProjectorConfig, pixel_distance, project
 from course_lib.stylegan import Generator
 
 
@@ -128,3 +128,39 @@ def encode(E: Encoder, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """W+ codes (N, num_ws, w_dim) of images (N, C, 32, 32), in batches, in eval mode."""
     E.eval()
     return torch.cat([E(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+HYBRID_STEPS = 60  # optimisation steps after the encoder: a fifth of the projector's 300
+
+
+def hybrid_config(steps: int = HYBRID_STEPS) -> ProjectorConfig:
+    """The projector's schedule for a start that is already close: the same ramps, no noise on the code
+    (noise lets a start at the mean explore; here it would only undo part of the encoder's work)."""
+    return ProjectorConfig(steps=steps, noise_factor=0.0)
+
+
+def hybrid_invert(E: Encoder, G: Generator, x: torch.Tensor, steps: int = HYBRID_STEPS,
+                  distance: Distance = pixel_distance, statistics: tuple[torch.Tensor, float] | None = None,
+                  callback=None) -> Projection:
+    """Hybrid inversion (pSp / e4e's suggestion): the encoder's W+ codes, then ``steps`` of W+ optimisation.
+
+    Args:
+        E, G: the encoder and the generator it was trained for.
+        x: (B, C, 32, 32) targets in [-1, 1].
+        steps: optimisation steps after the encoder (0: the encoder alone).
+        distance, statistics, callback: as for ``project``.
+
+    Returns:
+        A ``Projection`` in W+ (its ``losses`` are empty for ``steps = 0``).
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    codes = encode(E, x).to(x.device)                                              # (B, num_ws, w_dim)
+    if steps == 0:
+        with torch.no_grad():
+            images = G.eval().synthesis(codes, noise_mode="const").clamp(-1, 1)
+        return Projection(codes, codes, images, "w+", [])
+    if statistics is None:
+        statistics = (G.w_avg.clone(), 1.0)  # the start is given; the spread only scales noise, which is off
+    return project(G, x, "w+", hybrid_config(steps), distance=distance, init=codes, statistics=statistics,
+                   callback=callback)
