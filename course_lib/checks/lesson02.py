@@ -66,8 +66,9 @@ def check_up_block(up_block) -> None:
         raise Mistake(
             f"the size is right, but DCGAN uses kernel_size=4, stride=2, padding=1 (yours: kernel_size={conv.kernel_size}, "
             f"stride={conv.stride}, padding={conv.padding}). With a kernel divisible by the stride every output pixel "
-            "receives the same number of contributions; kernel 3 with stride 2 overlaps unevenly and draws "
-            "checkerboard artefacts (Odena et al. 2016)."
+            "receives the same number of contributions; kernel 3 with stride 2 overlaps unevenly, which builds a "
+            "checkerboard pattern into the layer (Odena et al. 2016). An even overlap does not rule checkerboards out "
+            "(neighbouring pixels still use different taps), but it does not add one."
         )
     batch_norms = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
     if not batch_norms:
