@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.checkpoint import CheckpointError, atomic_write
+from course_lib.classifier import load_classifier
 from course_lib.editing import attributes, directions
 from course_lib.editing.inversion import SPACES, ProjectorConfig, features_distance, pixel_distance, project, \
     synthesize, to_ws, w_statistics
@@ -118,8 +119,6 @@ def invert_command(args) -> None:
     images, size, _ = read_images(args.images)
     distance = pixel_distance
     if args.distance == "features":
-        from course_lib.classifier import load_classifier
-
         distance = features_distance(load_classifier())
     bar, tick = progress(args.steps, f"inverting {len(images)} in {args.space}")
     result = project(G, images, args.space, ProjectorConfig(steps=args.steps), distance=distance,
