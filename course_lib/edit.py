@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.checkpoint import CheckpointError, atomic_write
+from course_lib.classifier import load_classifier
 from course_lib.editing import attributes, directions
 from course_lib.editing.inversion import SPACES, ProjectorConfig, features_distance, pixel_distance, project, \
     synthesize, to_ws, w_statistics
@@ -134,8 +135,6 @@ def invert_command(args) -> None:
     images, size, _ = read_images(args.images)
     distance = pixel_distance
     if args.distance == "features":
-        from course_lib.classifier import load_classifier
-
         distance = features_distance(load_classifier())
     if args.encoder is not None:
         if args.space != "w+":
