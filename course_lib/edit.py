@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from course_lib.checkpoint import CheckpointError, atomic_write
 from course_lib.classifier import load_classifier
 from course_lib.editing import attributes, directions
+from course_lib.editing.encoder import HYBRID_STEPS, hybrid_invert
 from course_lib.editing.inversion import SPACES, ProjectorConfig, features_distance, pixel_distance, project, \
     synthesize, to_ws, w_statistics
-from course_lib.editing.encoder import HYBRID_STEPS, hybrid_invert
 from course_lib.editing.restoration import TASKS, restore, square_mask
 from course_lib.editing.training import Inverter, load_stylegan as load_stylegan_run
 from course_lib.evaluate import load_samples
