@@ -299,6 +299,7 @@ def _runs(rank: int, model: str, folder: Path) -> None:
     (folder / f"result.rank{rank}.json").write_text(json.dumps({"metrics": metrics, "writes": writes}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["dcgan", "stylegan"])
 def test_two_processes_train_identical_networks_resume_exactly_and_only_rank_0_writes(model, tmp_path):
     run_ranks(_runs, tmp_path, model, tmp_path)
