@@ -346,3 +346,27 @@ def test_torchrun_trains_from_the_command_line(tmp_path):
     assert metrics["steps"] == 4 and metrics["processes"] == WORLD and metrics["device"] == "cpu"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["checkpoint.pt", "config.json", "generator.safetensors", "metrics.json", "samples.png"])
+
+
+def _every_family(rank: int, folder: Path) -> None:
+    from test_family_contract import TINY as FAMILY_TINY  # the smallest settings of every model
+
+    for model in train.FAMILIES:
+        cfg = train.default_config(model, **{"steps": 2, "eval_samples": 0, "checkpoint_every": 2,
+                                             **FAMILY_TINY[model]})
+        built = []
+        train_run(lambda device: built.append(train.FAMILIES[model].build_run(cfg, device)) or built[-1], cfg,
+                  folder / model, device="cpu", show_progress=False)
+        torch.save({f"{name}.{key}": value for name, module in built[0].state.models.items()
+                    for key, value in module.state_dict().items()}, folder / f"{model}.rank{rank}.pt")
+
+
+@pytest.mark.slow
+def test_every_family_trains_on_two_processes(tmp_path):
+    run_ranks(_every_family, tmp_path, tmp_path, timeout=2 * TIMEOUT)
+    for model in train.FAMILIES:
+        metrics = json.loads((tmp_path / model / "metrics.json").read_text())
+        assert metrics["steps"] == 2 and metrics["processes"] == WORLD, model
+        ranks = [torch.load(tmp_path / f"{model}.rank{r}.pt", weights_only=True) for r in range(WORLD)]
+        for key in ranks[0]:
+            assert torch.equal(ranks[0][key], ranks[1][key]), f"{model}: {key} differs between the ranks"
