@@ -34,14 +34,15 @@ def autocast(amp: bool, device: torch.device) -> AbstractContextManager:
 def frozen(module: nn.Module) -> Iterator[None]:
     """Switch off ``requires_grad`` of every parameter of ``module``, restoring the flags afterwards.
 
-    A ``DistributedDataParallel`` module is also put in ``no_sync``: its forward passes in the block
-    do not prepare a gradient averaging that would never come.
+    A ``DistributedDataParallel`` module (compiled or not) is also put in ``no_sync``: its forward
+    passes in the block do not prepare a gradient averaging that would never come.
     """
     flags = [p.requires_grad for p in module.parameters()]
     for p in module.parameters():
         p.requires_grad_(False)
     try:
-        with module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext():
+        inner = getattr(module, "_orig_mod", module)  # the DDP module inside a torch.compile wrapper
+        with inner.no_sync() if isinstance(inner, DistributedDataParallel) else nullcontext():
             yield
     finally:
         for p, flag in zip(module.parameters(), flags):
