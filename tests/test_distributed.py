@@ -313,7 +313,7 @@ def test_two_processes_train_identical_networks_resume_exactly_and_only_rank_0_w
     assert straight["step"] == resumed["step"] == 4
     for name, state in straight["models"].items():
         for key, value in state.items():
-            assert torch.equal(value, resumed["models"][name][key]), f"resumed {name}.{key} differs from the straight run"
+            assert torch.equal(value, resumed["models"][name][key]), f"resumed {name}.{key} differs from a straight run"
     for key, value in ranks[0].items():  # the checkpoint is the state every rank holds
         name, rest = key.split(".", 1)
         assert torch.equal(value, straight["models"][name][rest])

@@ -246,7 +246,7 @@ def broadcast_state(models: Iterable[nn.Module]) -> None:
 
 @torch.no_grad()
 def sync_buffers(models: Iterable[nn.Module]) -> None:
-    """Copy rank 0's buffers of ``models`` to every rank: running statistics, ``w_avg``, pools (single process: nothing)."""
+    """Copy rank 0's buffers of ``models`` to every rank: running statistics, ``w_avg``, pools (one process: none)."""
     if world().size == 1:
         return
     buffers = [b for m in models for b in m.buffers()]
@@ -254,7 +254,8 @@ def sync_buffers(models: Iterable[nn.Module]) -> None:
         _coalesced(buffers, lambda flat: dist.broadcast(flat, src=0))
 
 
-def agree(logs: dict[str, float], *flags: bool, device: torch.device | str = "cpu") -> tuple[dict[str, float], list[bool]]:
+def agree(logs: dict[str, float], *flags: bool,
+          device: torch.device | str = "cpu") -> tuple[dict[str, float], list[bool]]:
     """One all-reduce: ``logs`` averaged over the ranks, and each of ``flags`` True if it is True on any rank.
 
     Every rank must pass the same keys (in any order). With a single process the values come back unchanged.
