@@ -124,7 +124,10 @@ def test_the_world_comes_from_torchruns_environment(monkeypatch):
         distributed.environment()
 
 
-def test_a_single_process_is_left_alone():
+def test_a_single_process_is_left_alone(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with distributed.process_group("cpu") as device:
+        assert device == torch.device("cpu") and not dist.is_initialized()
     G = DCGANGenerator(DCGANConfig(z_dim=8, base_channels=4))
     assert distributed.wrap(G) is G
     generator = torch.Generator().manual_seed(0)

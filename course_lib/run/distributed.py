@@ -10,8 +10,9 @@ exactly as before, bit for bit.
 
 What the run layer (``course_lib.run.session``) and the families' ``build_run`` do with it:
 
-- ``process_group(device)``: initialises ``torch.distributed`` for the run (backend nccl on CUDA,
-  gloo on the CPU), each rank on its own GPU ``cuda:LOCAL_RANK``, and destroys it afterwards.
+- ``process_group(device)`` (``init``, then ``destroy``): initialises ``torch.distributed`` for the
+  run (backend nccl on CUDA, gloo on the CPU), each rank on its own GPU ``cuda:LOCAL_RANK``, and
+  destroys it afterwards; ``world()``, ``is_main()`` and ``barrier()`` answer where a rank stands.
 - ``wrap(module)``: a trained network in ``DistributedDataParallel`` (``broadcast_buffers=False``),
   which averages its gradients during the backward pass. The step functions get the wrappers; the
   checkpoint, G_ema and sampling keep the plain networks. A wrapper still answers the network's
@@ -142,31 +143,44 @@ def device_of(name: str, rank: World) -> torch.device:
     return device
 
 
-@contextmanager
-def process_group(device: str = "auto") -> Iterator[torch.device]:
-    """The block's device, with torchrun's process group initialised for it and destroyed after it.
+def init(device: str = "auto") -> torch.device:
+    """This process's device, after joining torchrun's process group when there is one to join.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) the group is initialised from its environment with
-    nccl on CUDA and gloo on the CPU. A group the caller initialised already (a test's) is used
-    as it is and left alone; a single process gets ``get_device(device)`` and nothing else.
+    nccl on CUDA and gloo on the CPU; a group initialised already (by a test, or a caller of its
+    own) is used as it is; a single process gets ``get_device(device)`` and nothing else.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return device_of(device, world())
+    env = environment()
+    if env.size == 1:
+        return get_device(device)
+    resolved = device_of(device, env)
+    dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo", timeout=TIMEOUT,
+                            **({"device_id": resolved} if resolved.type == "cuda" else {}))
+    return resolved
+
+
+def destroy() -> None:
+    """Leave and destroy the process group (nothing without one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device: str = "auto") -> Iterator[torch.device]:
+    """``init(device)`` for the block, and ``destroy()`` after it when the block initialised the group.
 
     Yields:
         This rank's ``torch.device``.
     """
-    if dist.is_available() and dist.is_initialized():
-        yield device_of(device, world())
-        return
-    env = environment()
-    if env.size == 1:
-        yield get_device(device)
-        return
-    resolved = device_of(device, env)
-    dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo", timeout=TIMEOUT,
-                            **({"device_id": resolved} if resolved.type == "cuda" else {}))
+    owned = not (dist.is_available() and dist.is_initialized())
+    resolved = init(device)
     try:
         yield resolved
     finally:
-        dist.destroy_process_group()
+        if owned:
+            destroy()
 
 
 class DistributedNetwork(DistributedDataParallel):
