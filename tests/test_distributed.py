@@ -137,6 +137,14 @@ def test_a_single_process_is_left_alone(monkeypatch):
     assert distributed.noise_seed(0, 0, 1) != distributed.noise_seed(0, 1, 0) != distributed.noise_seed(1, 0, 0)
 
 
+@pytest.mark.gpu
+def test_each_rank_computes_on_the_gpu_of_its_local_rank():
+    assert distributed.device_of("cuda", distributed.World(rank=1, size=2, local_rank=0)) == torch.device("cuda", 0)
+    assert distributed.device_of("cpu", distributed.World(rank=1, size=2, local_rank=0)) == torch.device("cpu")
+    with pytest.raises(ValueError, match="LOCAL_RANK"):
+        distributed.device_of("cuda:0", distributed.World(rank=1, size=2, local_rank=0))
+
+
 # ----------------------------------------------------------------------------------------------
 # One DDP step on 2 x (B/2) equals one step on B
 # ----------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def device_of(name: str, rank: World) -> torch.device:
+def device_of(name: str, place: World) -> torch.device:
     """The device a rank computes on: ``get_device(name)``, on CUDA the GPU ``cuda:LOCAL_RANK``.
 
     Raises:
@@ -129,7 +129,7 @@ def device_of(name: str, rank: World) -> torch.device:
             several processes (each takes the GPU of its LOCAL_RANK).
     """
     device = get_device(name)
-    if rank.size == 1:
+    if place.size == 1:
         return device
     if device.type not in ("cuda", "cpu"):
         raise ValueError(f"device {name!r}: several processes train on CUDA GPUs (nccl) or on the CPU (gloo), "
@@ -138,7 +138,7 @@ def device_of(name: str, rank: World) -> torch.device:
         if device.index is not None:
             raise ValueError(f"device {name!r}: with torchrun each process uses the GPU of its LOCAL_RANK; "
                              "pass --device cuda (or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES")
-        device = torch.device("cuda", rank.local_rank)
+        device = torch.device("cuda", place.local_rank)
         torch.cuda.set_device(device)
     return device
 
