@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m course_lib.edit invert RUN_DIR --images IN.npz --space {z,w,w+} [--steps N]
+    python -m course_lib.edit invert RUN_DIR --images IN.npz --space {z,w,w+} [--encoder DIR] [--steps N]
         [--distance pixel|features] --out OUT.npz [--seed S] [--force]
     python -m course_lib.edit restore RUN_DIR --task {inpaint,superres} --images IN.npz [--hole 12]
         [--space w+] [--steps N] --out OUT.npz [--seed S] [--force]
@@ -12,10 +12,12 @@ Usage::
 
 Images travel as the ``sample`` command writes them: ``arr_0``, uint8 (N, H, W, C), 28x28 or 32x32
 grey digits. ``invert`` writes ``arr_0`` (the reconstructions, in the layout and size of the input)
-and ``latents`` (the codes, with ``space``); ``restore`` reads complete images for ``inpaint`` (the
-hole's pixels are ignored: a ``mask`` array in the same file, 1 = known, or ``--hole`` for a centred
-square) and low-resolution images for ``superres`` (the factor is 32 / their size), and writes the
-restored images; ``directions`` writes a unit ``direction`` (w_dim,); ``move`` adds ``alpha`` times it
+and ``latents`` (the codes, with ``space``); with ``--encoder`` (a run of ``python -m course_lib.train
+encoder`` for this generator, e.g. ``checkpoints/encoder``) the codes start at the encoder's W+ codes
+and ``--steps`` (default 60; 0: the encoder alone) refine them (hybrid inversion); ``restore`` reads
+complete images for ``inpaint`` (the hole's pixels are ignored: a ``mask`` array in the same file,
+1 = known, or ``--hole`` for a centred square) and low-resolution images for ``superres`` (the factor
+is 32 / their size), and writes the restored images; ``directions`` writes a unit ``direction`` (w_dim,); ``move`` adds ``alpha`` times it
 to the latents (all layers, or ``--layers`` of W+ codes) and writes the images and the new latents.
 Progress and messages go to stderr; errors are one line; nothing is overwritten without ``--force``.
 """
@@ -31,10 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.checkpoint import CheckpointError, atomic_write
+from course_lib.classifier import load_classifier
 from course_lib.editing import attributes, directions
+from course_lib.editing.encoder import HYBRID_STEPS, hybrid_invert
 from course_lib.editing.inversion import SPACES, ProjectorConfig, features_distance, pixel_distance, project, \
     synthesize, to_ws, w_statistics
 from course_lib.editing.restoration import TASKS, restore, square_mask
+from course_lib.editing.training import Inverter, load_stylegan as load_stylegan_run
 from course_lib.evaluate import load_samples
 from course_lib.sample import load_generator
 from course_lib.stylegan import Generator
@@ -48,13 +53,25 @@ class EditError(ValueError):
 
 def load_stylegan(run_dir: Path) -> Generator:
     try:
-        G, config = load_generator(run_dir)
-    except CheckpointError as err:
-        raise EditError(f"RUN_DIR {run_dir}: {err}") from None
-    if not isinstance(G, Generator):
-        raise EditError(f"RUN_DIR {run_dir} holds a {config.get('model')!r} run; edit needs a StyleGAN run "
-                        "(python -m course_lib.train stylegan, or checkpoints/stylegan)")
-    return G
+        return load_stylegan_run(run_dir)
+    except (CheckpointError, OSError) as err:
+        raise EditError(f"RUN_DIR: {err}") from None
+
+
+def load_encoder(encoder_dir: Path, G: Generator) -> Inverter:
+    """The encoder run in ``encoder_dir``, checked to be trained for ``G``."""
+    try:
+        inverter, config = load_generator(encoder_dir)
+    except (CheckpointError, OSError) as err:
+        raise EditError(f"--encoder {encoder_dir}: {err}") from None
+    if not isinstance(inverter, Inverter):
+        raise EditError(f"--encoder {encoder_dir} holds a {config.get('model')!r} run; pass an encoder run "
+                        "(python -m course_lib.train encoder, or checkpoints/encoder)")
+    theirs, mine = inverter.generator.state_dict(), G.state_dict()
+    if theirs.keys() != mine.keys() or not all(torch.equal(theirs[k], mine[k]) for k in mine):
+        raise EditError(f"--encoder {encoder_dir} was trained for another generator than RUN_DIR's; "
+                        "train one for it with python -m course_lib.train encoder --stylegan RUN_DIR")
+    return inverter
 
 
 def read_images(path: Path, flag: str = "--images") -> tuple[torch.Tensor, int, np.lib.npyio.NpzFile]:
@@ -118,12 +135,19 @@ def invert_command(args) -> None:
     images, size, _ = read_images(args.images)
     distance = pixel_distance
     if args.distance == "features":
-        from course_lib.classifier import load_classifier
-
         distance = features_distance(load_classifier())
-    bar, tick = progress(args.steps, f"inverting {len(images)} in {args.space}")
-    result = project(G, images, args.space, ProjectorConfig(steps=args.steps), distance=distance,
-                     generator=torch.Generator().manual_seed(args.seed), callback=tick)
+    if args.encoder is not None:
+        if args.space != "w+":
+            raise EditError(f"--encoder gives W+ codes: use it with --space w+, got --space {args.space}")
+        inverter = load_encoder(args.encoder, G)
+        steps = HYBRID_STEPS if args.steps is None else args.steps
+        bar, tick = progress(steps, f"hybrid inversion of {len(images)} (encoder + {steps} steps)")
+        result = hybrid_invert(inverter.encoder, G, images, steps, distance=distance, callback=tick)
+    else:
+        steps = 300 if args.steps is None else args.steps
+        bar, tick = progress(steps, f"inverting {len(images)} in {args.space}")
+        result = project(G, images, args.space, ProjectorConfig(steps=steps), distance=distance,
+                         generator=torch.Generator().manual_seed(args.seed), callback=tick)
     bar.close()
     write_npz(args.out, args.force, arr_0=to_pixels(result.images, size), latents=result.codes.numpy(),
               space=np.array(args.space))
@@ -210,10 +234,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
 
     inv = commands.add_parser("invert", help="the codes whose images are nearest to the given ones")
-    common(inv)
+    common(inv, steps=False)
+    inv.add_argument("--steps", type=int, help="optimisation steps (default 300; with --encoder "
+                     f"{HYBRID_STEPS}, and 0 allowed)")
     inv.add_argument("--images", type=Path, required=True, help="an .npz with arr_0: uint8 (N, H, W, 1)")
     inv.add_argument("--space", choices=SPACES, default="w", help="z, w or w+ (default w)")
     inv.add_argument("--distance", choices=["pixel", "features"], default="pixel", help="what to minimise (default pixel)")
+    inv.add_argument("--encoder", type=Path, help="an encoder run for RUN_DIR (e.g. checkpoints/encoder): hybrid "
+                     f"inversion in w+, --steps defaults to {HYBRID_STEPS} (0: the encoder alone)")
     res = commands.add_parser("restore", help="inpaint or super-resolve digits through the generator")
     common(res)
     res.add_argument("--task", choices=TASKS, required=True)
@@ -231,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--alpha", type=float, required=True, help="how far to move (units of w)")
     mv.add_argument("--layers", help="W+ layers to move, FROM:TO (default all)")
     args = parser.parse_args(argv)
-    if getattr(args, "steps", 1) < 1:
-        parser.error(f"--steps must be at least 1, got {args.steps}")
+    steps, least = getattr(args, "steps", None), 0 if getattr(args, "encoder", None) else 1
+    if steps is not None and steps < least:
+        parser.error(f"--steps must be at least {least}{' with --encoder' if least == 0 else ''}, got {steps}")
     if getattr(args, "index", 0) < 0:
         parser.error(f"--index must be >= 0, got {args.index}")
     if getattr(args, "hole", 12) not in range(1, 29):

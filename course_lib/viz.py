@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import make_grid
 
+from course_lib.checkpoint import atomic_write
+
 HEADLESS_ENV = "COURSE_HEADLESS"
 
 
@@ -96,8 +98,6 @@ def show_images(images: torch.Tensor, nrow: int | None = None, title: str | None
 def save_images(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
     """Write (N, C, H, W) images in [-1, 1] as one PNG grid, atomically."""
     from PIL import Image
-
-    from course_lib.checkpoint import atomic_write
 
     grid = (image_grid(images, nrow) * 255).round().to(torch.uint8)  # (C, H', W')
     array = grid.permute(1, 2, 0).squeeze(-1).numpy()

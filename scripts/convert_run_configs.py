@@ -4,15 +4,19 @@
     python scripts/convert_run_configs.py --weights runs/dcgan                  # also generator.safetensors' metadata
 
 Until the training settings were split by family, every run stored one flat config of every
-family's settings (``loss``, ``latent_dim``, ``task``, ``r1_every``, ... whatever the model), and a
-StyleGAN's architecture carried ``num_classes = 0``. Such runs keep working without this script
+family's settings (``loss``, ``latent_dim``, ``task``, ``r1_every``, ... whatever the model), a
+StyleGAN's architecture carried ``num_classes = 0``, and a pix2pix U-Net's architecture carried its
+fitted ``correction_scale`` (now a buffer in its tensors). Such runs keep working without this script
 (``--resume`` compares only the model's own settings; ``course_lib.sample.load_generator`` reads old
-metadata as the family's settings), but a ``config.json`` that holds another family's settings
-cannot be passed to ``default_config`` as it is. This script writes each folder's ``config.json`` as
-the model's family config (the settings the run had; a setting newer than the run gets its default)
-and, with ``--weights``, the metadata of ``generator.safetensors`` the same way (its tensors and their
-checksums unchanged). Every file is written atomically; a folder already in today's form is
-rewritten unchanged. ``checkpoint.pt`` is left alone: resuming reads it as it is.
+metadata as the family's settings, and the old architecture through the family's ``build_sampler``),
+but a ``config.json`` that holds another family's settings cannot be passed to ``default_config`` as
+it is. This script writes each folder's ``config.json`` as the model's family config (the settings the
+run had; a setting newer than the run gets its default) and, with ``--weights``, the metadata of
+``generator.safetensors`` the same way: the architecture as the rebuilt network has it, and the
+tensors the network has that the file lacks (pix2pix's ``correction_scale``, from the old
+architecture) added; every tensor of the file is kept bit for bit, and the checksums cover them all.
+Every file is written atomically; a folder already in today's form is rewritten unchanged.
+``checkpoint.pt`` is left alone: resuming reads it as it is.
 """
 
 from __future__ import annotations
@@ -49,9 +53,15 @@ def convert(folder: Path, weights: bool) -> list[str]:
         tensors, metadata = read_safetensors(folder / GENERATOR)  # checks every tensor's checksum
         meta = json.loads(metadata.get("config", "{}"))
         family = family_of(meta.get("model", ""))
-        architecture = dataclasses.asdict(family.build_sampler(meta.get("architecture", {}), str(folder / GENERATOR)).cfg)
-        meta = {**meta, "architecture": architecture, "train": family_config({"model": meta["model"], **meta["train"]})}
-        write_safetensors(folder / GENERATOR, tensors, {**metadata, "config": json.dumps(meta)})
+        model = family.build_sampler(meta.get("architecture", {}), str(folder / GENERATOR))
+        try:
+            model.load_state_dict(tensors)  # the tensors fit the architecture, and the network holds the file's values
+        except RuntimeError as err:
+            raise CheckpointError(f"{folder / GENERATOR}: its tensors do not fit its architecture: {err}") from err
+        newer = {k: v for k, v in model.state_dict().items() if k not in tensors}  # held by the old architecture
+        meta = {**meta, "architecture": dataclasses.asdict(model.cfg),
+                "train": family_config({"model": meta["model"], **meta["train"]})}
+        write_safetensors(folder / GENERATOR, {**tensors, **newer}, {**metadata, "config": json.dumps(meta)})
         written.append(GENERATOR)
     return written
 

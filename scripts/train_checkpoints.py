@@ -52,6 +52,8 @@ SHIPPED = {
     # 2,000 steps); AdaIN for lesson 09's droplet comparison
     "stylegan": {"model": "stylegan", "steps": 10062, "r1_gamma": 10.0},
     "stylegan_adain": {"model": "stylegan", "steps": 1500, "r1_gamma": 10.0, "style_mode": "adain"},
+    # lesson 10's encoder into the shipped StyleGAN's W+ (retrain it after the stylegan): its defaults, 3,000 steps
+    "encoder": {"model": "encoder", "steps": 3000, "stylegan": "stylegan"},
 }
 
 

@@ -185,7 +185,7 @@ def test_the_command_line_inverts_and_moves_and_refuses_bad_input(tmp_path, digi
     for args, words in [
         (("invert", STYLEGAN, "--images", tmp_path / "in.npz", "--out", tmp_path / "inv.npz"), "--force"),
         (("invert", ROOT / "checkpoints" / "dcgan", "--images", tmp_path / "in.npz", "--out", tmp_path / "x.npz"),
-         "needs a StyleGAN run"),
+         "not a StyleGAN"),
         (("invert", STYLEGAN, "--images", tmp_path / "empty.npz", "--out", tmp_path / "x.npz"), "N = 0"),
         (("invert", STYLEGAN, "--images", tmp_path / "missing.npz", "--out", tmp_path / "x.npz"), "--images"),
         (("restore", STYLEGAN, "--task", "superres", "--images", tmp_path / "in.npz", "--out", tmp_path / "x.npz"),
@@ -199,3 +199,73 @@ def test_the_command_line_inverts_and_moves_and_refuses_bad_input(tmp_path, digi
     with pytest.raises(SystemExit):
         edit.main(["invert", str(STYLEGAN), "--images", str(tmp_path / "in.npz"), "--steps", "0", "--out", "x.npz"])
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A 3-step encoder run for the shipped StyleGAN (what ``python -m course_lib.train encoder`` writes)."""
+    from course_lib import train
+
+    out = tmp_path_factory.mktemp("encoder")
+    cfg = train.default_config("encoder", steps=3, eval_samples=20, base_channels=8, batch_size=4, distance="pixel")
+    metrics = train.train(cfg, out, device="cpu", show_progress=False)
+    assert {"psnr", "ssim", "class_kept", "encoder_seconds_per_image"} <= metrics.keys()
+    return out
+
+
+def test_hybrid_inversion_starts_at_the_encoder_and_improves_on_it(stylegan, digits, tiny_encoder):
+    from course_lib.editing.encoder import hybrid_config, hybrid_invert
+    from course_lib.sample import load_generator
+
+    inverter, _ = load_generator(tiny_encoder)
+    alone = hybrid_invert(inverter.encoder, stylegan, digits, steps=0)
+    assert torch.allclose(alone.images, inverter(digits), atol=1e-6) and alone.codes.shape == (4, 8, 64)
+    refined = hybrid_invert(inverter.encoder, stylegan, digits, steps=30)
+    assert float(psnr(refined.images, digits).mean()) > float(psnr(alone.images, digits).mean())
+    assert hybrid_config(30).noise_factor == 0 and hybrid_config(30).steps == 30
+    with pytest.raises(ValueError, match="steps"):
+        hybrid_invert(inverter.encoder, stylegan, digits, steps=-1)
+
+
+def test_the_command_line_inverts_with_an_encoder_and_refuses_a_wrong_one(tmp_path, digits, tiny_encoder, capsys):
+    from course_lib import edit
+
+    pixels = ((digits + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "in.npz", pixels)                                 # 32x32
+    assert edit.main(["invert", str(STYLEGAN), "--images", str(tmp_path / "in.npz"), "--space", "w+",
+                      "--encoder", str(tiny_encoder), "--steps", "0", "--out", str(tmp_path / "enc.npz")]) == 0
+    with np.load(tmp_path / "enc.npz") as out:
+        assert out["arr_0"].shape == (4, 32, 32, 1) and out["latents"].shape == (4, 8, 64)
+    capsys.readouterr()
+    other = tmp_path / "other_stylegan"
+    other.mkdir()
+    from course_lib.checkpoint import read_safetensors, write_safetensors
+
+    tensors, metadata = read_safetensors(STYLEGAN / "generator.safetensors")
+    tensors = {k: v + 0.01 if v.is_floating_point() else v for k, v in tensors.items()}
+    write_safetensors(other / "generator.safetensors", tensors, metadata)
+    for args, words in [
+        (["--space", "w", "--encoder", str(tiny_encoder)], "--space w+"),
+        (["--space", "w+", "--encoder", str(STYLEGAN)], "pass an encoder run"),
+        (["--space", "w+", "--encoder", str(tmp_path / "nowhere")], "--encoder"),
+    ]:
+        code = edit.main(["invert", str(STYLEGAN), "--images", str(tmp_path / "in.npz"), *args,
+                          "--out", str(tmp_path / "x.npz")])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and "Traceback" not in err, (args, err)
+    code = edit.main(["invert", str(other), "--images", str(tmp_path / "in.npz"), "--space", "w+",
+                      "--encoder", str(tiny_encoder), "--out", str(tmp_path / "x.npz")])
+    assert code == 2 and "another generator" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_an_encoder_run_refuses_a_source_that_is_not_a_stylegan(tmp_path):
+    from course_lib import train
+    from course_lib.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="not a StyleGAN"):
+        train.build_run(train.default_config("encoder", stylegan=str(ROOT / "checkpoints" / "dcgan")))
+    with pytest.raises(CheckpointError, match="no shipped checkpoint 'no_such_checkpoint'"):
+        train.build_run(train.default_config("encoder", stylegan="no_such_checkpoint"))
+    with pytest.raises(CheckpointError, match="neither a run folder"):
+        train.build_run(train.default_config("encoder", stylegan=str(tmp_path)))

@@ -49,6 +49,21 @@ def test_hints_are_one_to_three_per_exercise_and_never_a_line_of_the_solution(mo
                 assert re.sub(r"\s+", "", line) not in squeezed, f"a hint of {exercise_id} gives away: {line}"
 
 
+@pytest.mark.parametrize("module", LESSONS, ids=[m.__name__.rsplit(".", 1)[-1] for m in LESSONS])
+def test_every_exercise_has_hints(module):
+    ids = {check.exercise_id for check in module.EXERCISES}
+    missing = sorted(ids - set(getattr(module, "HINTS", {})))
+    assert not missing, f"exercises without hints: {missing}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "exercises").glob("*.ipynb")), ids=lambda p: p.name[:2])
+def test_each_exercise_notebook_says_how_to_reveal_a_hint(path):
+    cells = nbformat.read(path, as_version=4).cells
+    text = "\n".join(cell.source for cell in cells)
+    assert f'hint("{path.name[:2]}.1")' in text, f"{path.name} never mentions hint(\"{path.name[:2]}.1\")"
+    assert "from course_lib.checks.hints import hint" in text, f"{path.name} never says where hint comes from"
+
+
 def test_hints_come_in_order_and_point_to_the_next(capsys):
     module = next(m for m in LESSONS if getattr(m, "HINTS", None))
     exercise_id, texts = next(iter(module.HINTS.items()))

@@ -462,25 +462,124 @@ def test_a_correction_stride_averages_the_correction_over_blocks_then_upsamples(
 
 def test_a_correction_scale_blends_the_input_and_the_output():
     x = torch.rand(2, 1, 16, 16) * 2 - 1
+    G = _unet(RESIDUAL)
+    assert G.correction_scale.shape == () and G.correction_scale.item() == 1.0  # the correction as trained
     with torch.no_grad():
-        full = _unet(RESIDUAL)(x)
-        torch.testing.assert_close(_unet(dataclasses.replace(RESIDUAL, correction_scale=0.0))(x), x.expand(-1, 3, -1, -1))
-        torch.testing.assert_close(_unet(dataclasses.replace(RESIDUAL, correction_scale=0.25))(x), x + 0.25 * (full - x))
+        full = G(x)
+        G.set_correction_scale(0.0)
+        assert torch.equal(G(x), x.expand(-1, 3, -1, -1))  # the input itself
+        G.set_correction_scale(0.25)
+        torch.testing.assert_close(G(x), x + 0.25 * (full - x))
+        G.set_correction_scale(1)
+        assert torch.equal(G(x), full)  # exactly: training at scale 1 is untouched by the blend
 
 
-@pytest.mark.parametrize("field, value", [
-    ("correction_stride", 0), ("correction_stride", 3), ("correction_stride", 2.0), ("correction_scale", -0.5),
-    ("correction_scale", float("nan")), ("correction_scale", "1"),
-])
-def test_correction_settings_are_checked(field, value):
-    with pytest.raises(ValueError, match=f"^{field} must"):
-        dataclasses.replace(RESIDUAL, **{field: value})
+@pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf"), "1", True, torch.tensor(0.5)])
+def test_the_correction_scale_is_checked(value):
+    G = _unet(RESIDUAL)
+    with pytest.raises(ValueError, match="^correction_scale must be a finite number >= 0"):
+        G.set_correction_scale(value)
+    assert G.correction_scale.item() == 1.0
+
+
+@pytest.mark.parametrize("value", [0, 3, 2.0])
+def test_the_correction_stride_is_checked(value):
+    with pytest.raises(ValueError, match="^correction_stride must"):
+        dataclasses.replace(RESIDUAL, correction_stride=value)
 
 
 def test_correction_settings_need_a_residual_u_net():
-    for field, value in (("correction_stride", 4), ("correction_scale", 0.5)):
-        with pytest.raises(ValueError, match="need residual=True"):
-            dataclasses.replace(TINY, **{field: value})
+    with pytest.raises(ValueError, match="needs residual=True"):
+        dataclasses.replace(TINY, correction_stride=4)
+    G = _unet(TINY)
+    assert "correction_scale" not in G.state_dict()  # a plain U-Net has no correction to scale
+    with pytest.raises(ValueError, match="needs residual=True"):
+        G.set_correction_scale(0.5)
+
+
+def test_the_correction_scale_travels_in_the_state_dict(tmp_path):
+    """A fitted scale is a buffer: it round-trips through a state_dict, generator.safetensors and checkpoint.pt."""
+    from course_lib import sample, train
+
+    cfg = train.default_config("pix2pix", task="colorize", base_channels=8, calibrate=False)
+    run = train.build_run(cfg)
+    G = run.sampler
+    G.set_correction_scale(0.375)
+    assert G.state_dict()["correction_scale"].item() == 0.375
+    other = train.build_run(cfg).sampler
+    other.load_state_dict(G.state_dict())
+    assert other.correction_scale.item() == 0.375
+    train.save_generator(tmp_path / "generator.safetensors", G, G.cfg, cfg)
+    loaded, meta = sample.load_generator(tmp_path)
+    assert loaded.correction_scale.item() == 0.375 and "correction_scale" not in meta["architecture"]
+    run.state.save(tmp_path / "checkpoint.pt")
+    resumed = train.build_run(cfg)
+    resumed.state.load(tmp_path / "checkpoint.pt")
+    assert resumed.sampler.correction_scale.item() == 0.375
+
+
+def old_format_folder(folder, scale: float):
+    """A folder with a generator.safetensors as written before the scale was a buffer: the scale in the
+    architecture, no correction_scale tensor. Returns the U-Net it holds (with its scale) and the tensors."""
+    import json
+
+    from course_lib import train
+    from course_lib.checkpoint import WEIGHTS_FORMAT, write_safetensors
+
+    cfg = train.default_config("pix2pix", task="superres", base_channels=8)
+    G = init_weights_(train.build_run(cfg).sampler, std=0.2).eval()
+    G.set_correction_scale(scale)
+    tensors = {k: v for k, v in G.state_dict().items() if k != "correction_scale"}
+    meta = {"model": "pix2pix", "architecture": {**dataclasses.asdict(G.cfg), "correction_scale": scale},
+            "train": dataclasses.asdict(cfg)}
+    folder.mkdir()
+    write_safetensors(folder / "generator.safetensors", tensors, {"format": WEIGHTS_FORMAT, "config": json.dumps(meta)})
+    return G, tensors
+
+
+def test_a_file_with_the_scale_in_its_architecture_loads_with_that_scale(tmp_path):
+    from course_lib import sample
+
+    G, tensors = old_format_folder(tmp_path / "old", 0.8125)
+    loaded, meta = sample.load_generator(tmp_path / "old")
+    assert loaded.correction_scale.item() == 0.8125
+    x = torch.rand(3, 3, 32, 32) * 2 - 1  # superres: a colour input
+    with torch.no_grad():
+        assert torch.equal(loaded(x), G(x))
+    fresh = UNet(G.cfg)  # checkpoint.pt of such a run holds no buffer either: it loads (strict) at scale 1
+    fresh.load_state_dict(tensors)
+    assert fresh.correction_scale.item() == 1.0
+    with pytest.raises(RuntimeError, match="Unexpected key.*correction_scale"):  # but a plain U-Net has none
+        UNet(TINY).load_state_dict({**UNet(TINY).state_dict(), "correction_scale": torch.tensor(0.5)})
+
+
+def test_convert_run_configs_moves_the_scale_into_the_tensors(tmp_path):
+    """``scripts/convert_run_configs.py --weights`` rewrites an old file in today's form: the scale becomes a
+    tensor, every old tensor is kept bit for bit, the checksums cover them all, and the model is the same."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from course_lib import sample
+    from course_lib.checkpoint import CHECKSUMS, read_safetensors, tensor_sha256
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "convert_run_configs.py"
+    spec = importlib.util.spec_from_file_location("convert_run_configs", script)
+    convert_run_configs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert_run_configs)
+
+    G, tensors = old_format_folder(tmp_path / "old", 0.8125)
+    assert convert_run_configs.convert(tmp_path / "old", weights=True) == ["generator.safetensors"]
+    new, metadata = read_safetensors(tmp_path / "old" / "generator.safetensors")  # verifies every checksum
+    assert set(new) == set(tensors) | {"correction_scale"} and set(json.loads(metadata[CHECKSUMS])) == set(new)
+    assert all(tensor_sha256(new[k]) == tensor_sha256(tensors[k]) for k in tensors)  # dtype, shape and bytes
+    assert new["correction_scale"].item() == 0.8125
+    assert "correction_scale" not in json.loads(metadata["config"])["architecture"]
+    loaded, _ = sample.load_generator(tmp_path / "old")
+    assert loaded.correction_scale.item() == 0.8125
+    x = torch.rand(3, 3, 32, 32) * 2 - 1  # superres: a colour input
+    with torch.no_grad():
+        assert torch.equal(loaded(x), G(x))
 
 
 def test_least_squares_scale_has_the_closed_form_minimum():
@@ -500,7 +599,7 @@ def test_least_squares_scale_has_the_closed_form_minimum():
         least_squares_scale(base, output[:2], target)
 
 
-def test_calibrate_fits_the_scale_on_val_pairs_and_never_raises_their_error():
+def test_calibrate_fits_the_scale_on_val_pairs_and_never_raises_their_error(monkeypatch):
     from course_lib.data.paired import paired_task
     from course_lib.translate import calibrate_pix2pix, translate
 
@@ -508,13 +607,22 @@ def test_calibrate_fits_the_scale_on_val_pairs_and_never_raises_their_error():
     x, y = paired_task("colorize", "val", n=24)
     errors = {}
     for scale in (0.0, 1.0):
-        G.cfg.correction_scale = scale
+        G.set_correction_scale(scale)
         errors[scale] = (translate(G, x) - y).pow(2).mean().item()
     c = calibrate_pix2pix(G, "colorize", n=24)
-    assert G.cfg.correction_scale == c and 0 <= c < 1  # an untrained correction is mostly noise: shrunk
+    assert G.correction_scale.item() == c and 0 <= c < 1  # an untrained correction is mostly noise: shrunk
     assert (translate(G, x) - y).pow(2).mean().item() <= min(errors.values()) + 1e-6
     with pytest.raises(ValueError, match="residual"):
         calibrate_pix2pix(_unet(TINY), "colorize", n=4)
+
+    def broken(G, x):
+        assert G.correction_scale.item() == 1.0  # G's corrections as trained are what is fitted
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("course_lib.pix2pix.training.translate", broken)
+    with pytest.raises(KeyboardInterrupt):
+        calibrate_pix2pix(G, "colorize", n=4)
+    assert G.correction_scale.item() == c  # a failed calibration leaves the scale as it was
     with pytest.raises(ValueError, match="split must be one of"):
         calibrate_pix2pix(_unet(dataclasses.replace(RESIDUAL, in_channels=1, out_channels=1, img_size=32, depth=5)),
                           "edges2digits", n=4)

@@ -311,10 +311,10 @@ def test_pix2pix_photo_runs_calibrate_on_val_pairs(tmp_path, capsys):
     metrics = json.loads((calibrated / "metrics.json").read_text())
     assert {"raw_psnr", "raw_ssim", "correction_scale"} <= set(metrics) and metrics["correction_scale"] >= 0
     G, meta = sample.load_generator(calibrated)
-    assert G.cfg.correction_scale == metrics["correction_scale"] and meta["train"]["calibrate"] is True
+    assert G.correction_scale.item() == metrics["correction_scale"] and meta["train"]["calibrate"] is True
     assert run_translation("pix2pix", plain, *common, "--no-calibrate") == 0
     metrics_plain = json.loads((plain / "metrics.json").read_text())
-    assert "correction_scale" not in metrics_plain and sample.load_generator(plain)[0].cfg.correction_scale == 1.0
+    assert "correction_scale" not in metrics_plain and sample.load_generator(plain)[0].correction_scale.item() == 1.0
     assert metrics_plain["psnr"] == pytest.approx(metrics["raw_psnr"], abs=1e-4)  # the same G before calibrating
     from PIL import Image
 

@@ -112,3 +112,25 @@ def check_training_step(training_step) -> None:
 
 
 EXERCISES = [check_to_model_range, check_to_pixels, check_training_step]
+
+HINTS = {
+    "00.1": ("Two separate jobs: change the values (integers 0..255 to floats in [-1, 1]) and move the channel axis "
+             "from last to second. Do the arithmetic in floating point: uint8 arithmetic wraps around.",
+             "Dividing by 127.5 and subtracting 1 sends 0 to -1 and 255 to 1. A grayscale batch (N, H, W) has no "
+             "channel axis: add one of size 1 at position 1.",
+             "A colour batch (N, H, W, C) must be reordered, not reshaped: .permute takes the new order of the old "
+             "axes (the old axis 3 moves to position 1). .view or .reshape keeps the numbers in memory order and "
+             "mixes pixels of different channels."),
+    "00.2": ("Undo 00.1 step by step: clamp to [-1, 1], map to [0, 255], round, cast to uint8, then move the "
+             "channel axis to the end.",
+             "Round before the cast: converting to uint8 truncates (254.9 becomes 254), and values outside [0, 255] "
+             "wrap around, which is why the clamp comes first.",
+             "The channel axis moves from position 1 to position 3 with .permute; H and W keep their order. A "
+             "reshape would keep memory order and scramble the pixels."),
+    "00.3": ("Four moves in a fixed order: clear the old gradients, compute the loss, back-propagate, update the "
+             "weights.",
+             "PyTorch adds new gradients to the ones already stored in .grad: without optimizer.zero_grad() first, "
+             "each step also applies the gradients of the earlier steps.",
+             "The loss is the mean over all elements of the squared difference between model(x) and y. Return it as "
+             "a Python float with .item(): a stored tensor keeps its whole graph in memory."),
+}

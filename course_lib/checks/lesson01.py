@@ -263,3 +263,39 @@ EXERCISES = [
     check_js_divergence,
     check_toy_step,
 ]
+
+HINTS = {
+    "01.1": ("This is binary cross-entropy: the real logits against the label 1, the fake logits against the label "
+             "0, each averaged over its own batch, then the two means added.",
+             "Stay with logits, never go through sigmoid: sigmoid(-200) rounds to 0 and its log is -inf. log "
+             "sigma(l) is -softplus(-l), and log(1 - sigma(l)) is -softplus(l).",
+             "F.binary_cross_entropy_with_logits(logits, targets) computes one term stably; torch.ones_like and "
+             "torch.zeros_like make the targets. Add the two terms, do not average them: at logit 0 the sum is 2 "
+             "log 2."),
+    "01.2": ("G wants D to call its fakes real: the loss is the BCE of the fake logits against the label 1, which "
+             "is minus the mean of log sigma(l).",
+             "F.logsigmoid(l) is log sigma(l) without underflow, even at l = -200 (where it is about -200, not "
+             "-inf).",
+             "Check the sign and the reduction: at logit 0 the loss is log 2 (about 0.693) whatever the batch size, "
+             "and it grows as the logits become more negative."),
+    "01.3": ("Point by point, D* is p_data divided by (p_data + p_g), and 1/2 where both densities are zero.",
+             "A plain division gives nan (0 / 0) where both densities vanish, and torch.where evaluates both of its "
+             "branches: make the denominator safe before dividing.",
+             "Replace the zeros of the denominator with 1 (torch.where again) before dividing, then choose between "
+             "the ratio and a tensor full of 0.5 (torch.full_like)."),
+    "01.4": ("A Riemann sum: evaluate the integrand at every grid point, add the values up, multiply by dx.",
+             "The integrand is p_data log D + p_g log(1 - D). Where a density is 0 and D is 0 or 1, torch.log gives "
+             "0 * (-inf) = nan, but the convention is 0 log 0 = 0.",
+             "torch.xlogy(a, b) computes a log b and returns 0 where a is 0: use it for both terms."),
+    "01.5": ("Build the mixture m = (p + q) / 2 first; JS is half of KL(p || m) plus half of KL(q || m).",
+             "On a grid, KL(a || b) is the sum of a log(a / b), times dx. Where a is 0 the term is 0, even where b "
+             "is 0.",
+             "Write a log(a / b) as xlogy(a, a) - xlogy(a, b), so that zeros of a give 0 and not nan. Natural logs "
+             "(nats), not log2."),
+    "01.6": ("Two updates in order: D on real samples and detached fakes, then G through the D you have just "
+             "updated. Each update is zero_grad, backward, step with its own optimiser.",
+             "Generate the fakes once. D's loss sees them detached; G's loss scores the same fakes, not detached, "
+             "with a second call of D made after D's step.",
+             "Clear each optimiser's gradients before its own backward (G's backward also fills D's .grad, which "
+             "D's next zero_grad clears). Return both losses as Python floats with .item()."),
+}

@@ -66,8 +66,9 @@ def check_up_block(up_block) -> None:
         raise Mistake(
             f"the size is right, but DCGAN uses kernel_size=4, stride=2, padding=1 (yours: kernel_size={conv.kernel_size}, "
             f"stride={conv.stride}, padding={conv.padding}). With a kernel divisible by the stride every output pixel "
-            "receives the same number of contributions; kernel 3 with stride 2 overlaps unevenly and draws "
-            "checkerboard artefacts (Odena et al. 2016)."
+            "receives the same number of contributions; kernel 3 with stride 2 overlaps unevenly, which builds a "
+            "checkerboard pattern into the layer (Odena et al. 2016). An even overlap does not rule checkerboards out "
+            "(neighbouring pixels still use different taps), but it does not add one."
         )
     batch_norms = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
     if not batch_norms:
@@ -400,3 +401,31 @@ def check_slerp(slerp) -> None:
 
 
 EXERCISES = [check_up_block, check_dcgan_init, check_d_step, check_slerp]
+
+HINTS = {
+    "02.1": ("Three layers in an nn.Sequential: a transposed convolution that doubles H and W, a batch norm over "
+             "its output channels, a ReLU.",
+             "A transposed convolution gives H_out = (H - 1) * stride - 2 * padding + kernel: kernel 4, stride 2 "
+             "and padding 1 give 2H.",
+             "Pass bias=False to nn.ConvTranspose2d (the batch norm right after removes any bias), and give "
+             "nn.BatchNorm2d the number of output channels."),
+    "02.2": ("Visit every submodule, nested ones too, with module.modules(), and decide by the layer's type with "
+             "isinstance.",
+             "Conv2d, ConvTranspose2d and Linear: weights from N(0, 0.02), biases 0 when the layer has one (its "
+             "bias may be None). Batch norm: its scale (.weight) from N(1, 0.02), its shift (.bias) 0.",
+             "nn.init.normal_(tensor, mean, std) and nn.init.zeros_(tensor) change the tensors in place. Return the "
+             "module at the end."),
+    "02.3": ("Make the fakes, cut them off from G, score the real and the fake batch with D, compute d_loss_bce, "
+             "then zero_grad, backward and step with opt_D only.",
+             "Detach the fakes before D sees them: D's backward must not reach G. Score the two batches in two "
+             "separate calls of D, so that each gets its own batch-norm statistics.",
+             "Clear D's gradients before the backward: a gradient left over from an earlier step is added to this "
+             "one. Return the loss as a Python float with .item()."),
+    "02.4": ("Work row by row: each row pair gets its own angle Omega, the arccos of the two rows' cosine "
+             "similarity. Keep it of shape (B, 1) so that it broadcasts against (B, D).",
+             "The cosine is the dot product (a sum over the last axis) divided by the product of the two norms. "
+             "Clamp it to [-1, 1] before arccos: rounding can push the cosine of identical rows just above 1, where "
+             "arccos gives nan.",
+             "Compute both the arc formula and the straight line (1 - t) z0 + t z1, and take the line with "
+             "torch.where where |sin Omega| is tiny (say below 1e-6)."),
+}

@@ -317,3 +317,39 @@ def check_inception_score(inception_score) -> None:
 
 EXERCISES = [check_feature_stats, check_frechet_distance, check_kth_neighbour_radii, check_precision_recall,
              check_mmd2_unbiased, check_inception_score]
+
+HINTS = {
+    "03.1": ("Centre the features first: subtract each column's mean (the mean over the N rows) from every row.",
+             "With X_c the centred (N, F) matrix, X_c.T @ X_c is (F, F): the sum of the outer products of the rows.",
+             "Divide by N - 1, not N (the unbiased estimate). np.cov(x.numpy(), rowvar=False) lets you test "
+             "yourself."),
+    "03.2": ("Two parts: the squared distance between the means, plus the trace of Sigma_a + Sigma_b - 2 (Sigma_a "
+             "Sigma_b)^(1/2). Take the means and covariances from your feature_stats.",
+             "The root is a matrix square root of the product Sigma_a @ Sigma_b, not an element-wise root: "
+             "scipy.linalg.sqrtm, on NumPy arrays (.numpy()).",
+             "sqrtm may return a complex array with tiny imaginary parts: keep .real, then take np.trace of the "
+             "whole root. Return a Python float."),
+    "03.3": ("torch.cdist(x, x) gives the (N, N) distances between all rows; row i holds the distances from point i "
+             "to every point, itself included.",
+             "Sort each row in ascending order: column 0 is the point itself (distance 0), so the k-th nearest "
+             "other point sits in column k, not k - 1.",
+             "Tensor.sort(dim=1).values gives the sorted rows; pick column k of every row, shape (N,)."),
+    "03.4": ("Precision: for each fake, is it inside at least one real ball? Recall: for each real, is it inside at "
+             "least one fake ball? Each ball's radius is its centre's k-NN radius within its own set.",
+             "Compute the (M, N) distances from the fakes to the reals once. Fake i is in the ball of real j when "
+             "their distance is at most real j's radius: broadcast the real radii along the rows, then .any over "
+             "the reals.",
+             "For recall use the transposed distances and the fake radii. Average the booleans (.double().mean()) "
+             "and return Python floats."),
+    "03.5": ("Build the three kernel matrices, k(x, x) (m, m), k(y, y) (n, n) and k(x, y) (m, n), each as (a @ b.T "
+             "/ F + 1) ** 3 with F the number of features.",
+             "The unbiased estimate leaves out each sample paired with itself: subtract the diagonal's sum from a "
+             "within-set matrix's sum, then divide by m (m - 1) (or n (n - 1)).",
+             "The cross term keeps every pair: subtract twice its mean over all m n entries. The result may be "
+             "negative; return it as a float."),
+    "03.6": ("The marginal p(y) is the mean of the rows of probs; keep it (1, C) so it broadcasts against (N, C).",
+             "KL(p(y|x_i) || p(y)) sums p log(p / p(y)) over the C classes. With zeros in p, write it as xlogy(p, "
+             "p) - xlogy(p, marginal).",
+             "Average the N KL values first, then exponentiate once (exp of the mean, not the mean of exps). Return "
+             "a Python float."),
+}

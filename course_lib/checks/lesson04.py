@@ -312,3 +312,29 @@ def check_conditional_d_loss(conditional_d_loss) -> None:
 
 
 EXERCISES = [check_conditional_batch_norm, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]
+
+HINTS = {
+    "04.1": ("gain(e) and bias(e) hold one number per sample and channel, (B, C), while h is (B, C, H, W): they "
+             "must be (B, C, 1, 1) to act on each channel's pixels.",
+             "Add the two missing axes at the end ([:, :, None, None]), not at the front: a (B, C) tensor broadcast "
+             "against (B, C, H, W) as it is lines the channels up with the width.",
+             "Normalise with bn(h), multiply by 1 + gain, add bias. Call the modules directly (no .detach(), no "
+             "torch.no_grad()): they train with G."),
+    "04.2": ("Turn each label into K numbers, a one at its class and zeros elsewhere, (B, K); then spread every "
+             "number over a size x size map.",
+             "Give F.one_hot the number of classes: without it, it makes max(labels) + 1 columns, too few for a "
+             "batch that misses the last class. Convert the integers to float.",
+             "Add two trailing axes ([:, :, None, None]) and .expand(-1, -1, size, size)."),
+    "04.3": ("Two terms, each one number per sample: the label-free head(h), and the inner product of the class "
+             "vector embed(labels) with h.",
+             "head(h) is (B, 1): drop its last axis ([:, 0] or .squeeze(1)) before adding a (B,) tensor, or "
+             "broadcasting gives (B, B).",
+             "The inner product multiplies the (B, F) class vectors and h element by element and sums over the "
+             "features (dim 1). Use head as it is, bias included."),
+    "04.4": ("Make the fakes for the real batch's labels, G(z, labels), and let D judge each batch together with "
+             "those labels.",
+             "Detach the fakes before D sees them, and score the real and the fake images in two separate calls of "
+             "D (each batch gets its own batch-norm statistics).",
+             "d_loss_bce(real_logits, fake_logits) is the loss. Return the tensor itself: no .item() and no "
+             "backward() inside."),
+}

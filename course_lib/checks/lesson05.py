@@ -364,3 +364,33 @@ def check_hinge_d_loss(hinge_d_loss) -> None:
 
 
 EXERCISES = [check_critic_loss, check_gradient_penalty, check_clip_weights, check_power_iteration, check_hinge_d_loss]
+
+HINTS = {
+    "05.1": ("The critic maximises mean D(x) - mean D(G(z)); a loss is minimised, so flip the sign.",
+             "Raw scores only: no sigmoid, no log, no softplus. Average each batch on its own (the sizes may "
+             "differ).",
+             "Return the scalar tensor, not .item(): it must stay connected to the scores."),
+    "05.2": ("Mix first, with the given eps (one value per sample): x_hat = eps x_real + (1 - eps) x_fake. Drawing "
+             "your own eps gives other points than the check's.",
+             "x_hat must require gradients before the critic sees it (.requires_grad_(True)); take the gradient of "
+             "the summed scores with torch.autograd.grad and create_graph=True, so the penalty can be "
+             "backpropagated.",
+             "One norm per sample: flatten each sample's gradient (.flatten(1)) and take the 2-norm over dim 1, "
+             "shape (B,); then the mean of (norm - 1) squared, without lambda."),
+    "05.3": ("Every tensor of module.parameters(), weights and biases, goes into [-c, c]; buffers such as "
+             "batch-norm running statistics are not parameters and stay as they are.",
+             "Change the tensors in place with Tensor.clamp_ (with the underscore): p = p.clamp(...) only rebinds a "
+             "name.",
+             "Do it inside a torch.no_grad() block: autograd refuses in-place changes to leaf tensors that require "
+             "gradients. Return the module."),
+    "05.4": ("Flatten the weight to a matrix with one row per output channel (a reshape to (out, -1)); u lives in "
+             "the output space, v in the input space.",
+             "Each iteration: v from W^T u, normalised, then u from W v, normalised. v comes first, from the given "
+             "u.",
+             "F.normalize(vector, dim=0) divides by the 2-norm. After the loop sigma is u^T W v, a 0-d tensor; "
+             "return sigma, u and v in that order."),
+    "05.5": ("Two one-sided penalties: a real score below +1 pays 1 - D(x), a fake score above -1 pays 1 + D(G(z)); "
+             "beyond the margins nothing is paid.",
+             "max(0, t) is F.relu(t). Average each term over its own batch, then add the two means.",
+             "Test yourself: all-zero scores give 2; a real score of 3 and a fake score of -3 give 0."),
+}

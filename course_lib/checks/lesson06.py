@@ -310,3 +310,29 @@ def check_iwae_bound(iwae_bound) -> None:
 
 
 EXERCISES = [check_reparameterize, check_kl_normal, check_vae_loss, check_iwae_bound]
+
+HINTS = {
+    "06.1": ("z = mu + sigma * eps, with eps standard normal noise of mu's shape: the noise holds all the "
+             "randomness, so gradients reach mu and logvar.",
+             "sigma is exp(logvar / 2): logvar is the log of the variance and often negative; exp(logvar) is the "
+             "variance, and sqrt(logvar) is nan.",
+             "Draw eps as the exercise says (torch.randn with the given generator and mu's dtype, on the CPU, then "
+             "moved to mu's device), one value per entry (B, D): one value per sample would move every dimension "
+             "together."),
+    "06.2": ("Per dimension the KL is (mu^2 + sigma^2 - 1 - log sigma^2) / 2; a diagonal Gaussian's KL is the sum "
+             "over its D dimensions, one number per sample.",
+             "logvar already is log sigma^2: sigma^2 is logvar.exp(), and the last term is logvar itself.",
+             "Sum over dim 1 (the latent dimensions), not over the batch: the result is (B,). mu = 0 and logvar = 0 "
+             "must give 0."),
+    "06.3": ("Map the images to the Bernoulli targets (x + 1) / 2 first: the decoder's logits are compared with "
+             "those, not with x.",
+             "The reconstruction term is the per-pixel BCE with logits (reduction='none'), summed over each image's "
+             "channels and pixels: .flatten(1).sum(1) gives (B,). A mean over pixels divides it by 1,024.",
+             "Add beta times the per-sample KL (summed over the latent dimensions, (B,)), then average over the "
+             "batch. beta weights the KL only."),
+    "06.4": ("Add the three log terms into the log-weights log w = log p(x|z) + log p(z) - log q(z|x), shape (k, "
+             "B).",
+             "The log of the mean of the w_i is a logsumexp over the k samples (dim 0) minus log k.",
+             "Never exponentiate the log-weights: they are hundreds of nats below 0 and exp gives 0. "
+             "torch.logsumexp is stable; read k from the shape and subtract math.log(k)."),
+}

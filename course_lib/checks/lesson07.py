@@ -653,3 +653,34 @@ def check_psnr(psnr) -> None:
 
 
 EXERCISES = [check_up_with_skip, check_patchgan_geometry, check_g_loss, check_d_loss, check_psnr]
+
+HINTS = {
+    "07.1": ("Two steps: upsample h with the module you are given, then put the skip next to the result.",
+             "Next to means concatenated along the channel axis (dim 1), not added: the output has c_up + c_skip "
+             "channels.",
+             "Order matters: torch.cat with the upsampled map first and the skip second, as course_lib.pix2pix.UNet "
+             "does."),
+    "07.2": ("Receptive field: start from one output unit, r = 1, and walk through the layers from the last to the "
+             "first, growing r with each layer's kernel and stride.",
+             "Each layer turns a window of r of its output units into r - 1 gaps of stride input pixels plus one "
+             "kernel. Iterate over reversed(layers): the forward order is wrong as soon as the strides differ.",
+             "Output size: go forward from img_size and apply (n + 2 - kernel) // stride + 1 layer by layer "
+             "(padding 1 on each side, floor division)."),
+    "07.3": ("Two terms: the GAN term asks D to call every patch of the fake pairs real; the L1 term pulls G(x) "
+             "towards y pixel by pixel.",
+             "GAN term: F.binary_cross_entropy_with_logits of fake_logits against ones of the same shape "
+             "(torch.ones_like), a mean over all B x P x P logits.",
+             "L1 term: the mean of |y_fake - y_real| over every pixel and channel of the batch, times lambda_l1. "
+             "Add the two and keep the graph (no .detach(), no .item())."),
+    "07.4": ("D never sees an output alone: pair it with the condition, torch.cat along dim 1 with x first, for the "
+             "real and for the generated output.",
+             "Detach y_fake before pairing it, so that D's loss sends no gradient into G.",
+             "BCE with logits: the real pairs against ones, the fake pairs against zeros, each averaged over its "
+             "patch logits; add them and halve the sum."),
+    "07.5": ("Map both images to [0, 1] with (t + 1) / 2 first; then the peak is 1 and the PSNR is 10 log10(1 / "
+             "MSE).",
+             "One MSE per image: average the squared difference over channels and pixels (.flatten(1).mean(1)), "
+             "shape (B,), not over the whole batch.",
+             "torch.log10 works element-wise. Identical images have MSE 0: +inf is fine, and so is a cap; a large "
+             "epsilon added to every MSE would change every value."),
+}

@@ -721,3 +721,33 @@ def check_transposed_conv_overlap(transposed_conv_overlap) -> None:
 
 
 EXERCISES = [check_cycle_loss, check_identity_loss, check_lsgan_losses, check_image_pool, check_transposed_conv_overlap]
+
+HINTS = {
+    "08.1": ("The loss compares each round trip with its input: A -> B -> A for x_a, and B -> A -> B for x_b.",
+             "G_BA(G_AB(x_a)) reconstructs x_a, G_AB(G_BA(x_b)) reconstructs x_b. Compare each with its own input, "
+             "not with the translation.",
+             "L1, not squared: F.l1_loss averages |difference| over everything; add the two directions. Keep the "
+             "translations in the graph: the cycle trains both generators."),
+    "08.2": ("Feed each generator an image that is already in its output domain: G_AB (A -> B) gets x_b, G_BA gets "
+             "x_a.",
+             "Compare each output with the image it was fed, with an L1 mean (F.l1_loss), and add the two.",
+             "No weight inside: the training step multiplies by lambda_id lambda_cyc."),
+    "08.3": ("Least squares: regress D's raw scores onto targets, 1 for real and 0 for fake; G wants its fakes "
+             "scored 1. No sigmoid, no log.",
+             "D: the mean of (real - 1)^2 plus the mean of fake^2, each over its own scores (the batches may differ "
+             "in size), then halved.",
+             "G: the mean of (fake - 1)^2, without the 1/2."),
+    "08.4": ("Handle capacity 0 first (return the batch, detached). Otherwise loop over the detached new images one "
+             "at a time, collect the outputs in a list, and torch.stack it at the end.",
+             "While the pool holds fewer than capacity images, store a .clone() of the new image and output the new "
+             "image. Once it is full, flip the coin for every new image with torch.rand and the given generator.",
+             "On heads draw the slot with torch.randint and the same generator, output the stored image of that "
+             "slot, then put a clone of the new image in it. Draw the numbers in this order, so a seeded run "
+             "repeats the reference."),
+    "08.5": ("Count directly: start from zeros of the output's length, and for every input i and every kernel tap j "
+             "add 1 to the output position that tap reaches.",
+             "Input i's tap j lands on position i * stride - padding + j; the output has (n - 1) * stride - 2 * "
+             "padding + kernel + output_padding positions.",
+             "Skip the positions outside [0, L_out): the padding crops them. Return an int64 tensor "
+             "(dtype=torch.long)."),
+}

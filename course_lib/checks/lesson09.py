@@ -862,3 +862,41 @@ def check_mix_styles(mix_styles) -> None:
 
 
 EXERCISES = [check_adain, check_modulate, check_truncate, check_minibatch_std, check_d_loss_r1, check_mix_styles]
+
+HINTS = {
+    "09.1": ("Statistics per sample and per feature map: average over H and W only (dims 2 and 3), with "
+             "keepdim=True so that they are (B, C, 1, 1).",
+             "Use the biased variance (unbiased=False, a division by H W) and put epsilon = 1e-8 inside the square "
+             "root: sqrt(var + eps), not sqrt(var) + eps.",
+             "scale and bias are (B, C): give them two trailing axes ([:, :, None, None]) before scaling the "
+             "normalised maps and adding the bias."),
+    "09.2": ("Bring both tensors to the shape (B, O, I, k, k): the weight gets a batch axis in front, and the "
+             "styles (B, I) must line up with the input channels, dim 2.",
+             "Index the styles so that I sits at dim 2 and the output and kernel axes have size 1 (None), then "
+             "multiply. With demodulate=False that product is the answer.",
+             "Demodulate: for each sample and output channel, sum the squares over dims (2, 3, 4) with "
+             "keepdim=True, add 1e-8 inside the square root, and divide by it."),
+    "09.3": ("Truncation pulls each code towards the average code w_avg, not towards 0: scale the offset w - w_avg "
+             "by psi and add it back to w_avg.",
+             "w_avg is (w_dim,): broadcasting lines it up with the last axis of w, whether w is (B, w_dim) or (B, "
+             "num_ws, w_dim).",
+             "Test yourself: psi = 1 gives w back, and psi = 0 gives w_avg for every sample."),
+    "09.4": ("Group with a reshape of the batch to (G, M, C, H, W), G the smaller of group_size and B, M = B // G: "
+             "sample i then sits in group i mod M, and axis 0 runs over a group's members.",
+             "Standard deviation over axis 0: the biased variance (unbiased=False) plus 1e-8 inside the square "
+             "root; then average over C, H and W for one number per group, (M,).",
+             "Give the M numbers back to the B samples in the same order (sample i gets group i mod M: .repeat, not "
+             ".repeat_interleave), make each a (1, H, W) map, and concatenate it after the C channels (dim 1)."),
+    "09.5": ("Three terms: the mean of softplus(-D(real)), the mean of softplus(D(fake)), and gamma / 2 times the "
+             "mean squared norm of D's gradient on the real images.",
+             "Take a detached copy of the real batch that requires gradients, score it with D, and use those logits "
+             "twice: in the loss, and summed in torch.autograd.grad with respect to that copy.",
+             "Pass create_graph=True so the penalty can be backpropagated into D's weights. Square the gradient, "
+             "sum over each image's C, H and W, average over the batch, multiply by gamma / 2."),
+    "09.6": ("Layers below the crossover come from ws_a, the others from ws_b: split the layer axis (dim 1) at "
+             "crossover.",
+             "Slices keep the layer axis even when they are empty (crossover 0 or num_ws), so you need no special "
+             "cases.",
+             "Join the two slices with torch.cat along dim 1: it makes a new tensor and keeps both codes in the "
+             "graph (no writes into ws_a, no .detach())."),
+}

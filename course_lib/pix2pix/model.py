@@ -62,7 +62,6 @@ class Pix2PixConfig:
     skips: bool = True            # False: a plain encoder-decoder (the ablation of Isola et al., Fig. 5)
     residual: bool = False        # True: G(x) = x_image + a learned correction (global residual learning, Kim et al. 2016)
     correction_stride: int = 1    # residual: the correction is averaged over stride x stride blocks, then upsampled
-    correction_scale: float = 1.0  # residual: the correction times this (< 1 shrinks towards x; fitted on val pairs)
     dropout: float = 0.5          # dropout in the innermost decoder stages (pix2pix's only noise source)
     dropout_stages: int = 2       # how many innermost decoder stages get dropout
     norm: str = "batch"           # "batch" (pix2pix) or "instance" (CycleGAN)
@@ -87,11 +86,8 @@ class Pix2PixConfig:
         stride = self.correction_stride
         if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1 or self.img_size % stride:
             raise ValueError(f"correction_stride must be an int >= 1 dividing img_size ({self.img_size}), got {stride!r}")
-        scale = self.correction_scale
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 <= scale < float("inf"):
-            raise ValueError(f"correction_scale must be a finite number >= 0, got {scale!r}")
-        if (stride != 1 or scale != 1) and not self.residual:
-            raise ValueError("correction_stride and correction_scale shape a residual correction: they need residual=True")
+        if stride != 1 and not self.residual:
+            raise ValueError("correction_stride shapes a residual correction: it needs residual=True")
         if self.residual and not (self.in_channels >= self.out_channels or self.in_channels == 1):
             raise ValueError(f"residual=True adds the input image to the output: in_channels ({self.in_channels}) must be "
                              f">= out_channels ({self.out_channels}), or 1 (a grey input added to every channel)")
@@ -139,10 +135,12 @@ class UNet(nn.Module):
     and upsamples it bilinearly, so it can only vary slowly: right for colour, which changes
     slowly across an image (JPEG keeps chroma at half resolution; Zhang et al. 2016, "Colorful
     Image Colorization", predict colour at a quarter of the resolution), wrong for the sharp
-    detail of the other tasks. ``correction_scale`` = c gives x_image + c * (G(x) - x_image): a
-    model whose corrections are right in direction but too strong on unseen images (over-fitted
-    colours) is shrunk towards its input; ``course_lib.pix2pix.calibrate_pix2pix`` fits c on
-    validation pairs by least squares (``least_squares_scale``).
+    detail of the other tasks. The buffer ``correction_scale`` = c (a residual U-Net's only; 1.0
+    until fitted) gives x_image + c * (G(x) - x_image): a model whose corrections are right in
+    direction but too strong on unseen images (over-fitted colours) is shrunk towards its input;
+    ``course_lib.pix2pix.calibrate_pix2pix`` fits c on validation pairs by least squares
+    (``least_squares_scale``). c is fitted, not designed, so it lives in the state_dict with the
+    weights (``set_correction_scale`` sets it), not in the architecture config.
 
     Args:
         cfg: ``Pix2PixConfig``.
@@ -150,6 +148,8 @@ class UNet(nn.Module):
     Shapes:
         forward(x): x (B, in_channels, S, S) in [-1, 1] -> (B, out_channels, S, S) in [-1, 1].
     """
+
+    correction_scale: torch.Tensor  # () float, residual U-Nets only: the correction's scale c
 
     def __init__(self, cfg: Pix2PixConfig) -> None:
         super().__init__()
@@ -176,6 +176,35 @@ class UNet(nn.Module):
             self.up.append(nn.Sequential(*layers))
         last_in = 2 * widths[0] if (cfg.skips and cfg.depth > 1) else widths[0]
         self.to_image = nn.Sequential(nn.ConvTranspose2d(last_in, cfg.out_channels, 4, 2, 1), nn.Tanh())
+        if cfg.residual:
+            self.register_buffer("correction_scale", torch.tensor(1.0))  # (), c: 1 applies the correction as trained
+
+    def set_correction_scale(self, value: float) -> None:
+        """Set c, the scale of a residual U-Net's correction (in place): G(x) = x_image + c * (correction).
+
+        Args:
+            value: a finite number >= 0 (0 returns the input image, 1 the correction as trained).
+
+        Raises:
+            ValueError: ``value`` is not a finite number >= 0, or the U-Net is not residual (nothing to scale).
+        """
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            raise ValueError(f"correction_scale must be a finite number >= 0, got {value!r}")
+        if not self.cfg.residual:
+            raise ValueError("correction_scale scales a residual correction: the U-Net needs residual=True")
+        self.correction_scale.fill_(value)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """A state_dict without ``correction_scale`` (written before c was a buffer) leaves c as it is.
+
+        Such files kept c in their architecture; ``course_lib.pix2pix.build_sampler`` sets it from there.
+        """
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        key = prefix + "correction_scale"
+        if self.cfg.residual and key in missing_keys:
+            missing_keys.remove(key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_pair_images(x, self.cfg.in_channels, self.cfg.img_size)
@@ -192,12 +221,12 @@ class UNet(nn.Module):
         out = self.to_image(h)    # (B, out_channels, S, S) in [-1, 1]
         if self.cfg.residual:     # a correction to the input image
             x_image = x[:, :self.cfg.out_channels]  # (B, out_channels or 1, S, S): a grey input broadcasts
-            stride, scale = self.cfg.correction_stride, self.cfg.correction_scale
+            stride = self.cfg.correction_stride
             if stride > 1:        # (B, C, S/s, S/s) block means, back to (B, C, S, S)
                 out = F.interpolate(F.avg_pool2d(out, stride), scale_factor=stride, mode="bilinear", align_corners=False)
             out = (x_image + out).clamp(-1, 1)
-            if scale != 1:
-                out = (x_image + scale * (out - x_image)).clamp(-1, 1)
+            # x_image + c * (out - x_image); lerp returns out exactly at c = 1 (and x_image at c = 0)
+            out = torch.lerp(x_image, out, self.correction_scale).clamp(-1, 1)
         return out
 
 

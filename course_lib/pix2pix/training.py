@@ -178,11 +178,15 @@ def pix2pix_step(
 # ----------------------------------------------------------------------------------------------
 
 def calibrate_pix2pix(G: UNet, task: str, n: int | None = None) -> float:
-    """Fit ``G.cfg.correction_scale`` (in place) on the task's validation pairs; returns it.
+    """Fit G's ``correction_scale`` buffer (in place) on the task's validation pairs; returns it.
 
     The scale is the least-squares c of ``least_squares_scale`` for G's outputs at scale 1 (pasted
     into the input for inpaint, as they are scored): the blend between the input and G's output
     that is closest to the targets of pairs G never saw, chosen without looking at the test pairs.
+    It is stored in G's state_dict, so ``generator.safetensors`` carries it with the weights.
+
+    Returns:
+        c >= 0 as G holds it (a float32 value).
 
     Raises:
         ValueError: G is not a residual U-Net (nothing to scale), or the task has no val split.
@@ -190,15 +194,16 @@ def calibrate_pix2pix(G: UNet, task: str, n: int | None = None) -> float:
     if not isinstance(G, UNet) or not G.cfg.residual:
         raise ValueError("G must be a residual pix2pix UNet (Pix2PixConfig(residual=True)) to calibrate")
     x, y = paired_task(task, "val", n=n)
-    before, G.cfg.correction_scale = G.cfg.correction_scale, 1.0
+    before = G.correction_scale.item()
+    G.set_correction_scale(1.0)
     try:
         y_fake = paste(task, x, translate(G, x))  # G's corrections as trained
     except BaseException:
-        G.cfg.correction_scale = before
+        G.set_correction_scale(before)
         raise
     x_image = x[:, :G.cfg.out_channels].expand_as(y)  # what a scale of 0 returns: the input itself
-    G.cfg.correction_scale = least_squares_scale(x_image, y_fake, y)
-    return G.cfg.correction_scale
+    G.set_correction_scale(least_squares_scale(x_image, y_fake, y))
+    return G.correction_scale.item()
 
 
 def evaluate_pix2pix(G: nn.Module, task: str, n: int | None = None) -> dict[str, float]:
@@ -291,8 +296,18 @@ def evaluate_test_pairs(G: nn.Module, cfg: Pix2PixTrainConfig) -> dict[str, floa
 
 
 def build_sampler(architecture: dict[str, Any], where: str = "the weights file") -> UNet:
-    """The (untrained) U-Net that a run's generator.safetensors holds, from its architecture."""
-    return UNet(architecture_of(Pix2PixConfig, architecture, where))
+    """The (untrained) U-Net that a run's generator.safetensors holds, from its architecture.
+
+    Files written before the correction scale became a buffer of the U-Net hold it in their architecture
+    (``correction_scale``) and not in their tensors: the U-Net gets it here, and loading such a file's
+    tensors keeps it (``UNet._load_from_state_dict``).
+    """
+    architecture = dict(architecture)
+    scale = architecture.pop("correction_scale", 1.0)  # files written before it was a buffer
+    G = UNet(architecture_of(Pix2PixConfig, architecture, where))
+    if scale != 1:
+        G.set_correction_scale(scale)
+    return G
 
 
 def sample_arrays(model: UNet, train: dict[str, Any], n: int, *, seed: int = 0,
