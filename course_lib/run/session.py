@@ -113,7 +113,7 @@ def train_run(build: Callable[[torch.device], Run], cfg: RunConfig, out: str | P
 
     Under ``torchrun`` every process calls it (``course_lib.run.distributed``): each rank trains on
     its share of every batch, rank 0 alone writes the files, shows the progress and evaluates, and
-    every rank returns rank 0's metrics.
+    every rank returns with rank 0's networks (``Run.finish`` runs there) and metrics.
 
     Args:
         build: builds the run on a device (a family's ``build_run(cfg, device)``); it checks every
@@ -198,7 +198,8 @@ def _train(build: Callable[[torch.device], Run], cfg: RunConfig, out: Path, devi
         raise TrainingInterrupted(f"{(stop and stop.requested) or 'a signal'} at step {run.state.step}"
                                   + (f" of {cfg.steps}" if cfg.steps else "") + f": the run is saved in {checkpoint}",
                                   step=run.state.step)
-    if not world.is_main:  # rank 0 finishes, evaluates and writes the files; the others return its metrics
+    if not world.is_main:  # rank 0 finishes, evaluates and writes the files; the others get its networks and metrics
+        distributed.broadcast_state(run.state.models.values())
         return distributed.broadcast_object(None)
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
@@ -218,4 +219,5 @@ def _train(build: Callable[[torch.device], Run], cfg: RunConfig, out: Path, devi
     result.update(run.evaluate())
     result.update(finished)
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    distributed.broadcast_state(run.state.models.values())  # e.g. the calibrated pix2pix G, on every rank
     return distributed.broadcast_object(result)
