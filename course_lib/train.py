@@ -4,6 +4,10 @@ Usage::
 
     python -m course_lib.train MODEL --out DIR [--steps N | --minutes M] [--resume | --force] [options]
     python -m course_lib.train MODEL --help        # the options of MODEL, and only those
+    torchrun --nproc_per_node N -m course_lib.train MODEL --out DIR ...   # N processes (GPUs): one run
+
+Under ``torchrun`` each process trains on its share of every batch (``--batch-size`` stays the
+global batch) and rank 0 alone writes DIR and prints; see ``course_lib.run.distributed``.
 
 MODEL is one of the names of ``FAMILIES``: ``dcgan``, ``cgan`` and ``wgan_gp`` (``course_lib.gan``),
 ``vae`` and ``cvae`` (``course_lib.vae``), ``pix2pix`` (``course_lib.pix2pix``), ``cyclegan``
@@ -51,7 +55,7 @@ import torch
 from course_lib import cyclegan, editing, gan, pix2pix, stylegan, vae
 from course_lib.checkpoint import CheckpointError, DiskFullError, describe_os_error
 from course_lib.data import DatasetUnavailableError
-from course_lib.run import Run, RunConfig, train_run
+from course_lib.run import Run, RunConfig, distributed, train_run
 from course_lib.run.files import CHECKPOINT, save_generator  # noqa: F401 (re-exported: the lessons and scripts use them)
 from course_lib.run.sampling import evaluate_generator, generate, generate_batches  # noqa: F401 (re-exported, as above)
 from course_lib.training import StopSignals, TrainingDiverged, TrainingInterrupted
@@ -220,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("model", *RUN_FLAGS)}
     config_class = type(default_config(args.model))
 
+    world = distributed.environment()  # under torchrun every process runs this command
+
     def error(message: str, status: int) -> int:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error{f' (rank {world.rank})' if world.size > 1 else ''}: {message}", file=sys.stderr)
         return status
 
     if args.resume and args.force:
@@ -261,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                          EXIT_FAILURE)
         except OSError as err:  # e.g. a read-only --out
             return error(describe_os_error(err), EXIT_FAILURE)
-    print(json.dumps(result, indent=2))
+    if world.is_main:
+        print(json.dumps(result, indent=2))
     return 0
 
 

@@ -6,7 +6,8 @@ on pooled fakes (the reference implementation's order). ``evaluate_cyclegan`` me
 digit keeps its identity through a translation and how close the translations are to the target
 domain. ``build_run(cfg, device)`` puts it together for ``course_lib.train``: two ResNet generators,
 two PatchGANs, two history pools, Adam, one shuffled stream per domain and the step closure, seeded by
-``cfg.seed``.
+``cfg.seed``; under ``torchrun`` the step gets the networks in ``DistributedDataParallel`` and this
+rank's share of every batch (``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from course_lib.data.paired import interleave_classes, unpaired_digits
 from course_lib.device import seed_everything
 from course_lib.metrics import class_accuracy, frechet_distance
 from course_lib.pix2pix.model import init_weights_
-from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, frozen,
-                            make_config, translate)
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, distributed,
+                            frozen, make_config, translate)
 from course_lib.training import TrainState
 
 GRID_IMAGES = 8  # test digits per domain in a run's samples.png (one per column)
@@ -242,13 +243,15 @@ def build_run(cfg: CycleGANTrainConfig, device: torch.device | str = "cpu") -> R
                   "D": adam(Ds, cfg.lr_d, (cfg.beta1, cfg.beta2), fused=fused)}
     a, b = unpaired_digits("train")
     # one shuffled stream per domain, drawn from the same run generator: unpaired by construction
-    batches = TwoStreams(ShuffledBatches(a.x, batch_size=cfg.batch_size, generator=generator),
-                         ShuffledBatches(b.x, batch_size=cfg.batch_size, generator=generator))
+    shuffle = distributed.batch_generator(generator, cfg.seed)
+    batches = TwoStreams(ShuffledBatches(a.x, batch_size=cfg.batch_size, generator=shuffle, **distributed.shard()),
+                         ShuffledBatches(b.x, batch_size=cfg.batch_size, generator=shuffle, **distributed.shard()))
+    G_AB, G_BA, D_A_train, D_B_train = (distributed.wrap(m) for m in (pair.G_AB, pair.G_BA, D_A, D_B))  # DDP or as is
     a_test, b_test = (d.x[:GRID_IMAGES] for d in unpaired_digits("test"))
 
     def step() -> dict[str, float]:
         x_a, x_b = next(batches)
-        return cyclegan_step(pair.G_AB, pair.G_BA, D_A, D_B, optimizers["G"], optimizers["D"],
+        return cyclegan_step(G_AB, G_BA, D_A_train, D_B_train, optimizers["G"], optimizers["D"],
                              x_a.to(device), x_b.to(device), pool_a, pool_b, lambda_cycle=cfg.lambda_cycle,
                              lambda_identity=cfg.lambda_identity, generator=generator, amp=cfg.amp)
 

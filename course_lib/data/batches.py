@@ -11,6 +11,11 @@ current permutation and the position in it, so
     resumed = ShuffledBatches(x, batch_size=64); resumed.load_state_dict(state)
 
 makes `resumed` yield exactly the batches `batches` yields next.
+
+Several processes (``torchrun``, see ``course_lib.run.distributed``) split every batch: built with
+the same generator seed on every rank, each draws the same permutation and yields its own slice
+``rank::world_size`` of each global batch, so within an epoch the ranks' batches are disjoint and
+together they are exactly the single-process batches. The state is the same on every rank.
 """
 
 from __future__ import annotations
@@ -38,19 +43,31 @@ class ShuffledBatches:
             None: a new CPU generator seeded from torch's default generator, so `seed_everything`
             still makes the run repeatable.
         drop_last: skip the last, incomplete batch of every epoch.
+        rank: this process's index in [0, world_size): it yields samples ``rank::world_size`` of
+            each global batch of ``batch_size``.
+        world_size: how many processes share the batches (1: a single process gets them whole);
+            ``batch_size`` must divide by it, and ``drop_last`` must be True when it is above 1.
 
     Yields:
-        x_batch (batch_size, ...) when labels is None, else (x_batch, labels_batch).
+        x_batch (batch_size / world_size, ...) when labels is None, else (x_batch, labels_batch).
     """
 
     def __init__(self, x: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64,
-                 generator: torch.Generator | None = None, drop_last: bool = True) -> None:
+                 generator: torch.Generator | None = None, drop_last: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim < 1 or len(x) == 0:
             raise ValueError(f"x must be a non-empty tensor of shape (N, ...), got "
                              f"{type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
         if labels is not None and tuple(labels.shape[:1]) != (len(x),):
             raise ValueError(f"labels must have {len(x)} rows like x, got shape {tuple(labels.shape)}")
         self.batch_size = check_int("batch_size", batch_size, 1, len(x) if drop_last else None)
+        self.world_size = check_int("world_size", world_size, 1)
+        self.rank = check_int("rank", rank, 0, world_size - 1)
+        if batch_size % world_size:
+            raise ValueError(f"batch_size ({batch_size}) must divide by world_size ({world_size}): "
+                             "it is the global batch, split evenly across the processes")
+        if world_size > 1 and not drop_last:
+            raise ValueError("drop_last must be True with world_size > 1: an incomplete batch does not split evenly")
         if generator is None:
             seed = int(torch.empty((), dtype=torch.int64).random_().item())
             generator = torch.Generator().manual_seed(seed)
@@ -84,6 +101,8 @@ class ShuffledBatches:
             self._position = 0
         index = self._permutation[self._position:self._position + self.batch_size]  # (B,)
         self._position += len(index)
+        if self.world_size > 1:
+            index = index[self.rank::self.world_size]  # (B / world_size,): this rank's share
         index = index.to(self.x.device)
         if self.labels is None:
             return self.x[index]

@@ -9,7 +9,9 @@ by the generator that gives it meaning.
 
 ``metrics.json`` scores the reconstructions G(E(x)) of the first ``eval_samples`` held-out test
 digits: PSNR and SSIM (images in [0, 1]), the share whose class the course classifier still reads
-as the digit's label, and the seconds per image of one encoder pass.
+as the digit's label, and the seconds per image of one encoder pass. Under ``torchrun`` the step gets
+the encoder in ``DistributedDataParallel`` and this rank's share of every batch
+(``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from course_lib.device import seed_everything
 from course_lib.editing.encoder import Encoder, EncoderConfig, encode, encoder_step
 from course_lib.editing.inversion import features_distance, pixel_distance
 from course_lib.image_quality import psnr, ssim
-from course_lib.run import Run, RunConfig, adam, check_ints, check_numbers, make_config
+from course_lib.run import Run, RunConfig, adam, check_ints, check_numbers, distributed, make_config
 from course_lib.run.files import GENERATOR, architecture_of, shipped_checkpoint
 from course_lib.stylegan import Generator, StyleGANConfig
 from course_lib.stylegan import build_sampler as build_stylegan
@@ -183,12 +185,14 @@ def build_run(cfg: EncoderTrainConfig, device: torch.device | str = "cpu") -> Ru
     E = inverter.encoder
     optimizer = adam(E, cfg.lr, (0.9, 0.99), fused=device.type == "cuda")
     distance = features_distance(load_classifier(device)) if cfg.distance == "features" else pixel_distance
-    batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size, generator=generator)
+    batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
+    E_train = distributed.wrap(E)  # several processes (torchrun): the encoder in DDP, gradients averaged across them
     test = load_dataset(cfg.dataset, "test")
     shown = test.x[torch.linspace(0, len(test.x) - 1, GRID_PAIRS).long()].to(device)  # (50, C, 32, 32), every class
 
     def step() -> dict[str, float]:
-        return encoder_step(E, inverter.generator, optimizer, next(batches).to(device), distance=distance,
+        return encoder_step(E_train, inverter.generator, optimizer, next(batches).to(device), distance=distance,
                             lambda_latent=cfg.lambda_latent, lambda_delta=cfg.lambda_delta, generator=generator)
 
     @torch.no_grad()

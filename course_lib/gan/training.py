@@ -13,7 +13,9 @@ Models and optimisers are built by the caller; a step function owns neither. Two
 the same code path faster on a GPU: ``amp=True`` (bf16 autocast on CUDA, a no-op elsewhere; see
 ``course_lib.run.steps``) and ``channels_last=True`` (convert the models yourself, once).
 ``build_run(cfg, device)`` puts it together for ``course_lib.train``: data, G, D, G_ema (the weight
-average sampled from), Adam, the batch sampler and the step closure, all seeded by ``cfg.seed``.
+average sampled from), Adam, the batch sampler and the step closure, all seeded by ``cfg.seed``;
+under ``torchrun`` the steps get G and D in ``DistributedDataParallel`` and this rank's share of
+every batch (``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from course_lib.losses import (
     g_loss_wasserstein,
     gradient_penalty,
 )
-from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints,
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, distributed,
                             check_numbers, fixed_noise, frozen, generated_arrays, make_config, prepare_images,
                             sample_metrics, sample_z, training_images)
 from course_lib.training import TrainState
@@ -305,7 +307,8 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
     model_cfg = dcgan_config(cfg, img_channels=data.x.shape[1])
     labels = data.labels if conditional else None
-    batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size, generator=generator)
+    batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size,
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = next(batches)
@@ -322,6 +325,7 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
     if cfg.ema_decay:
         models["G_ema"] = ema_copy(G)
     sampler = models.get("G_ema", G)  # sample from the average when there is one
+    G_train, D_train = distributed.wrap(G), distributed.wrap(D)  # several processes: gradients averaged across them
     augment = None
     if cfg.augment_shift:
         def augment(t: torch.Tensor) -> torch.Tensor:
@@ -330,11 +334,11 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
     def step() -> dict[str, float]:
         if cfg.model == "wgan_gp":
             xs, _ = zip(*[next_batch() for _ in range(cfg.n_critic)])
-            logs = wgan_gp_step(G, D, optimizers["G"], optimizers["D"], list(xs), None, lambda_gp=cfg.lambda_gp,
+            logs = wgan_gp_step(G_train, D_train, optimizers["G"], optimizers["D"], list(xs), None, lambda_gp=cfg.lambda_gp,
                                 generator=generator, amp=cfg.amp, channels_last=cfg.channels_last)
         else:
             x, y = next_batch()
-            logs = gan_step(G, D, optimizers["G"], optimizers["D"], x, y, loss=cfg.loss, generator=generator,
+            logs = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], x, y, loss=cfg.loss, generator=generator,
                             amp=cfg.amp, channels_last=cfg.channels_last, augment=augment)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)

@@ -6,7 +6,8 @@ the loss weights and Adam's settings; ``pix2pix_step`` is one D update, then one
 ``evaluate_pix2pix`` scores G against the task's classical baseline on held-out pairs.
 ``build_run(cfg, device)`` puts it together for ``course_lib.train``: a U-Net G and a PatchGAN D,
 Adam, the clean targets (mirrored at random for photos) degraded afresh every step, and the step
-closure, seeded by ``cfg.seed``.
+closure, seeded by ``cfg.seed``; under ``torchrun`` the step gets G and D in ``DistributedDataParallel``
+and this rank's share of every batch (``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from course_lib.evaluate import evaluate
 from course_lib.image_quality import psnr, ssim
 from course_lib.pix2pix.model import (RECONSTRUCTIONS, PatchDiscriminator, Pix2PixConfig, UNet, init_weights_,
                                       least_squares_scale, pix2pix_d_loss, pix2pix_g_loss)
-from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, frozen,
-                            make_config, translate)
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, distributed,
+                            frozen, make_config, translate)
 from course_lib.training import TrainState
 
 GRID_PAIRS = 8  # test pairs in a run's samples.png (one per column)
@@ -254,7 +255,9 @@ def build_run(cfg: Pix2PixTrainConfig, device: torch.device | str = "cpu") -> Ru
     fused = device.type == "cuda"
     optimizers = {"G": adam(G, cfg.lr_g, (cfg.beta1, cfg.beta2), fused=fused),
                   "D": adam(D, cfg.lr_d, (cfg.beta1, cfg.beta2), fused=fused)}
-    batches = ShuffledBatches(task_targets(cfg.task, "train"), batch_size=cfg.batch_size, generator=generator)
+    batches = ShuffledBatches(task_targets(cfg.task, "train"), batch_size=cfg.batch_size,
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
+    G_train, D_train = distributed.wrap(G), distributed.wrap(D)  # several processes: gradients averaged across them
     x_test, y_test = paired_task(cfg.task, "test", n=GRID_PAIRS)
     flip = task_spec(cfg.task).dataset == "photo_patches"  # mirrored photos are photos; mirrored digits are not digits
 
@@ -264,7 +267,7 @@ def build_run(cfg: Pix2PixTrainConfig, device: torch.device | str = "cpu") -> Ru
             mirror = torch.rand(len(y), generator=generator) < 0.5
             y = torch.where(mirror[:, None, None, None], y.flip(-1), y)
         x = degrade(cfg.task, y, generator)    # fresh masks / noise every time
-        return pix2pix_step(G, D, optimizers["G"], optimizers["D"], x.to(device), y.to(device),
+        return pix2pix_step(G_train, D_train, optimizers["G"], optimizers["D"], x.to(device), y.to(device),
                             lambda_l1=cfg.lambda_l1, reconstruction=cfg.reconstruction, amp=cfg.amp)
 
     def grid() -> torch.Tensor:  # rows: inputs, outputs, targets (translate: eval mode, no gradients)

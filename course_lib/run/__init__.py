@@ -6,10 +6,12 @@
 - ``sampling``: ``sample``, ``generate``, ``evaluate_generator``, ``translate``: drawing from any trained model.
 - ``files``: the files of a run folder, the shipped checkpoints, ``save_generator``.
 - ``session``: ``train_run``: build, resume, train, checkpoint, write samples, weights and metrics.
+- ``distributed``: several processes under ``torchrun``: the process group, DDP wrappers, shards, per-rank seeds.
 
 The layer knows no family by name; ``course_lib.train`` maps the model names to the families.
 """
 
+from course_lib.run import distributed
 from course_lib.run.config import GRID_SIZE, Run, RunConfig, check_ints, check_numbers, make_config
 from course_lib.run.files import (CHECKPOINT, CHECKPOINTS_ENV, CONFIG, GENERATOR, METRICS, RUN_FILES, SAMPLES, SHIPPED,
                                   architecture_of, save_generator, settings_of, shipped_checkpoint)

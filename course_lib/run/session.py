@@ -11,6 +11,8 @@
 - ``samples.png``: the run's grid (``Run.grid``);
 - ``metrics.json``: the run's identity, steps, time, throughput and ``Run.evaluate()``'s scores.
 
+Under ``torchrun`` (several processes, ``course_lib.run.distributed``) only rank 0 writes them.
+
 Nothing here names a family: what differs between them comes through ``RunConfig`` and ``Run``.
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 import torch
 
 from course_lib.checkpoint import CheckpointError, atomic_write, is_temporary, read_checkpoint, remove_stale_temporaries
-from course_lib.device import get_device
+from course_lib.run import distributed
 from course_lib.run.config import Run, RunConfig
 from course_lib.run.files import CHECKPOINT, CONFIG, GENERATOR, METRICS, RUN_FILES, SAMPLES, save_generator, shipped_folders
 from course_lib.training import StopSignals, TrainingInterrupted, fit
@@ -96,8 +98,9 @@ def resume_run(run: Run, checkpoint: Path) -> list[dict[str, Any]]:
     new = {k: (stored.get(k, defaults[k]), wanted[k]) for k in used if stored.get(k, defaults[k]) != wanted[k]}
     if new:
         changes.append({"step": run.state.step, **{k: wanted[k] for k in used}})
-        print(f"resuming at step {run.state.step} with new learning rates: "
-              + ", ".join(f"{k} {old:g} -> {lr:g}" for k, (old, lr) in new.items()), file=sys.stderr)
+        if distributed.is_main():
+            print(f"resuming at step {run.state.step} with new learning rates: "
+                  + ", ".join(f"{k} {old:g} -> {lr:g}" for k, (old, lr) in new.items()), file=sys.stderr)
     if changes:
         run.state.config["lr_changes"] = changes
     return changes
@@ -108,12 +111,16 @@ def train_run(build: Callable[[torch.device], Run], cfg: RunConfig, out: str | P
               stop: StopSignals | None = None) -> dict[str, Any]:
     """Run (or resume) a training run into ``out``; returns the content of ``metrics.json``.
 
+    Under ``torchrun`` every process calls it (``course_lib.run.distributed``): each rank trains on
+    its share of every batch, rank 0 alone writes the files, shows the progress and evaluates, and
+    every rank returns with rank 0's networks (``Run.finish`` runs there) and metrics.
+
     Args:
         build: builds the run on a device (a family's ``build_run(cfg, device)``); it checks every
             setting and loads the data, before anything is written.
         cfg: the run's settings (what ``build`` builds).
         out: its folder: new or empty, or with ``resume`` one that holds its ``checkpoint.pt``.
-        device: "auto", "cpu", "cuda[:N]" or "mps".
+        device: "auto", "cpu", "cuda[:N]" or "mps" (under torchrun: "auto", "cpu" or "cuda").
         resume: continue the run in ``out``.
         show_progress: show a progress bar (on stderr in a script).
         force: start a new run in a folder that holds files (the previous run's files are deleted)
@@ -129,44 +136,71 @@ def train_run(build: Callable[[torch.device], Run], cfg: RunConfig, out: str | P
         DiskFullError: no space left (the previous checkpoint is unchanged).
     """
     out = Path(out)
-    checkpoint = out / CHECKPOINT
     check_out(out, resume, force)
-    device = get_device(device)
+    with distributed.process_group(device) as resolved:
+        return _train(build, cfg, out, resolved, resume, show_progress, force, stop)
+
+
+def _train(build: Callable[[torch.device], Run], cfg: RunConfig, out: Path, device: torch.device, resume: bool,
+           show_progress: bool, force: bool, stop: StopSignals | None) -> dict[str, Any]:
+    """``train_run`` in its folder ``out`` (checked) on this rank's ``device``."""
+    checkpoint = out / CHECKPOINT
+    world = distributed.world()
     run = build(device)  # every setting and the data are checked here, before anything is written
-    for stale in remove_stale_temporaries(out):  # left by a process killed during a write
-        print(f"removed {stale}, a temporary file left by an interrupted write", file=sys.stderr)
+    if world.is_main:
+        for stale in remove_stale_temporaries(out):  # left by a process killed during a write
+            print(f"removed {stale}, a temporary file left by an interrupted write", file=sys.stderr)
     lr_changes = resume_run(run, checkpoint) if resume else []
-    if force and not resume:
+    distributed.broadcast_state(run.state.models.values())  # several processes: start from rank 0's state
+    distributed.barrier()  # every rank has checked the folder and read the checkpoint before rank 0 writes
+    if force and not resume and world.is_main:
         removed = [name for name in RUN_FILES if (out / name).is_file()]
         for name in removed:
             (out / name).unlink()
         if removed:
             print(f"--force: deleted the previous run's {', '.join(removed)} in {out}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / CONFIG, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2)))
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / CONFIG, lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2)))
 
     history = run.state.history.get("seconds")
     seconds_before = history[-1] if history else 0.0
     start = time.perf_counter()
     step_fn = run.step_fn
+    agreed = {"stop": False, "signal": False}  # several processes: what the ranks decided together
+
+    def out_of_time() -> bool:  # the wall-clock budget is spent
+        return cfg.minutes is not None and seconds_before + time.perf_counter() - start >= 60 * cfg.minutes
 
     def timed_step() -> dict[str, float]:
+        if world.size > 1:
+            distributed.reseed(run.state.generator, cfg.seed, run.state.step)
         logs = step_fn()
+        if world.size > 1:
+            distributed.sync_buffers(run.state.models.values())
+            signalled = stop is not None and stop()
+            logs, (agreed["stop"], agreed["signal"]) = distributed.agree(logs, out_of_time() or signalled, signalled,
+                                                                         device=device)
         logs["seconds"] = seconds_before + time.perf_counter() - start  # wall time of the run so far
         return logs
 
     def should_stop() -> bool:  # the wall-clock budget is spent, or Ctrl-C asked to stop
-        out_of_time = cfg.minutes is not None and seconds_before + time.perf_counter() - start >= 60 * cfg.minutes
-        return out_of_time or (stop is not None and stop())
+        if world.size > 1:
+            return agreed["stop"]
+        return out_of_time() or (stop is not None and stop())
 
     steps_before = run.state.step
     with stop.deferred() if stop is not None else nullcontext():
-        fit(run.state, timed_step, cfg.steps, checkpoint_path=checkpoint, checkpoint_every=cfg.checkpoint_every,
-            sample_fn=run.sample_grid, sample_every=0, show_progress=show_progress, should_stop=should_stop)
-    if stop is not None and stop():
-        raise TrainingInterrupted(f"{stop.requested} at step {run.state.step}"
+        fit(run.state, timed_step, cfg.steps, checkpoint_path=checkpoint if world.is_main else None,
+            checkpoint_every=cfg.checkpoint_every, sample_fn=run.sample_grid if world.is_main else None,
+            sample_every=0, show_progress=show_progress and world.is_main, should_stop=should_stop)
+    if (stop is not None and stop()) or agreed["signal"]:
+        raise TrainingInterrupted(f"{(stop and stop.requested) or 'a signal'} at step {run.state.step}"
                                   + (f" of {cfg.steps}" if cfg.steps else "") + f": the run is saved in {checkpoint}",
                                   step=run.state.step)
+    if not world.is_main:  # rank 0 finishes, evaluates and writes the files; the others get its networks and metrics
+        distributed.broadcast_state(run.state.models.values())
+        return distributed.broadcast_object(None)
     seconds = run.state.history["seconds"][-1] if run.state.history.get("seconds") else 0.0
     session = time.perf_counter() - start
     finished = run.finish() if run.finish is not None else {}  # e.g. pix2pix's calibration: it changes the sampler
@@ -179,9 +213,11 @@ def train_run(build: Callable[[torch.device], Run], cfg: RunConfig, out: str | P
         "train_seconds": round(seconds, 1),
         "images_per_second": round((run.state.step - steps_before) * run.images_per_step / max(session, 1e-9), 1),
         "device": str(device),
+        **({"processes": world.size} if world.size > 1 else {}),
         **({"lr_changes": lr_changes} if lr_changes else {}),
     }
     result.update(run.evaluate())
     result.update(finished)
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    return result
+    distributed.broadcast_state(run.state.models.values())  # e.g. the calibrated pix2pix G, on every rank
+    return distributed.broadcast_object(result)

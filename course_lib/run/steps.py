@@ -6,7 +6,9 @@
   fp32 step. Losses are computed from logits cast to float32; gradient penalties run in float32
   outside autocast (``course_lib.losses``).
 - ``frozen(module)``: switches off ``requires_grad`` of a network for the other network's update
-  (D while G learns through it), so the backward pass gives gradients to the learner only.
+  (D while G learns through it), so the backward pass gives gradients to the learner only. A
+  network in ``DistributedDataParallel`` (several processes, ``course_lib.run.distributed``) also
+  stops expecting gradients to average meanwhile (``no_sync``): none reach it.
 - ``adam(module, lr, betas)``: the one way a run builds its optimisers; fused on CUDA, and with
   ``reg_every`` the lazy-regularisation correction of StyleGAN2.
 """
@@ -18,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 def autocast(amp: bool, device: torch.device) -> AbstractContextManager:
@@ -29,12 +32,18 @@ def autocast(amp: bool, device: torch.device) -> AbstractContextManager:
 
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
-    """Switch off ``requires_grad`` of every parameter of ``module``, restoring the flags afterwards."""
+    """Switch off ``requires_grad`` of every parameter of ``module``, restoring the flags afterwards.
+
+    A ``DistributedDataParallel`` module (compiled or not) is also put in ``no_sync``: its forward
+    passes in the block do not prepare a gradient averaging that would never come.
+    """
     flags = [p.requires_grad for p in module.parameters()]
     for p in module.parameters():
         p.requires_grad_(False)
     try:
-        yield
+        inner = getattr(module, "_orig_mod", module)  # the DDP module inside a torch.compile wrapper
+        with inner.no_sync() if isinstance(inner, DistributedDataParallel) else nullcontext():
+            yield
     finally:
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)

@@ -17,7 +17,9 @@ backward. ``channels_last`` converts the real batch; convert the models once you
 
 ``StyleGANTrainConfig`` extends the shared ``RunConfig``; ``build_run(cfg, device)`` puts it together for
 ``course_lib.train``: data, G, D, G_ema, Adam with the lazy-R1 correction (``lazy_adam``), the batch
-sampler and the step closure, seeded by ``cfg.seed``.
+sampler and the step closure, seeded by ``cfg.seed``; under ``torchrun`` the step gets G's mapping and
+synthesis networks and D in ``DistributedDataParallel`` and this rank's share of every batch
+(``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from course_lib.data import ShuffledBatches
 from course_lib.device import seed_everything
 from course_lib.ema import ema_copy, ema_update_
 from course_lib.losses import d_loss_bce, g_loss_nonsaturating, r1_penalty
-from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints,
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, distributed,
                             check_numbers, fixed_noise, frozen, generated_arrays, make_config, prepare_images,
                             sample_metrics, sample_z, training_images)
 from course_lib.stylegan.model import STYLE_MODES, Discriminator, Generator, StyleGANConfig, mix_styles
@@ -102,12 +104,14 @@ def stylegan_config(cfg: StyleGANTrainConfig, img_channels: int = 1) -> StyleGAN
 # ----------------------------------------------------------------------------------------------
 
 def sample_ws(G: Generator, batch_size: int, mixing_prob: float = 0.0, generator: torch.Generator | None = None,
-              device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              device: torch.device | str | None = None,
+              mapping: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-layer codes for a batch of fakes, with style mixing for a fraction ``mixing_prob`` of them.
 
     Two latents are always drawn (so the random stream does not depend on the coin flips); a
     mixed sample uses w1 for the layers before a crossover drawn uniformly from 1..num_ws-1 and w2
-    from there on; the others use w1 everywhere.
+    from there on; the others use w1 everywhere. ``mapping`` is ``G.mapping`` (None) or a wrapper
+    of it (``DistributedDataParallel`` under torchrun).
 
     Returns:
         ``(ws, w1)``: (B, num_ws, w_dim) and the unmixed w's (B, w_dim) (for ``G.update_w_avg``).
@@ -119,7 +123,7 @@ def sample_ws(G: Generator, batch_size: int, mixing_prob: float = 0.0, generator
     mixed = torch.rand(batch_size, generator=generator, device=source) < mixing_prob   # (B,) coin flips
     cut = torch.randint(1, G.num_ws, (batch_size,), generator=generator, device=source)
     cut = torch.where(mixed, cut, torch.full_like(cut, G.num_ws)).to(z.device)        # num_ws: no mixing
-    w = G.mapping(z)                                                                   # (2B, w_dim)
+    w = (mapping if mapping is not None else G.mapping)(z)                             # (2B, w_dim)
     w1, w2 = w[:batch_size], w[batch_size:]
     return mix_styles(G.broadcast(w1), G.broadcast(w2), cut), w1
 
@@ -140,12 +144,14 @@ def stylegan_step(
     amp: bool = False,
     channels_last: bool = False,
     synthesis: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mapping: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One D update (with lazy R1 on every ``r1_every``-th step), then one G update.
 
     ``D`` may be a ``torch.compile`` wrapper (R1 unwraps it); for G pass a compiled
     ``G.synthesis`` as ``synthesis`` (the step calls the mapping and the synthesis network
-    separately, for style mixing). The w's mapped for G's update feed ``w_avg``, the average the
+    separately, for style mixing); under torchrun pass both in ``DistributedDataParallel``
+    (``synthesis`` and ``mapping``), so that their gradients are averaged across the ranks. The w's mapped for G's update feed ``w_avg``, the average the
     truncation trick pulls towards.
 
     Args:
@@ -159,6 +165,7 @@ def stylegan_step(
         generator: ``torch.Generator`` for z and the mixing draws.
         amp: bf16 autocast on CUDA; channels_last: convert x_real to channels_last.
         synthesis: ``G.synthesis`` or a compiled copy of it (None: ``G.synthesis``).
+        mapping: ``G.mapping`` or a wrapper of it (None: ``G.mapping``).
 
     Returns:
         ``{"d_loss", "g_loss", "d_real", "d_fake"}`` (``d_real``/``d_fake``: mean sigmoid of D's
@@ -173,7 +180,7 @@ def stylegan_step(
 
     # --- D step: real -> high, fakes -> low; every r1_every steps also the R1 penalty ---
     with torch.no_grad(), autocast(amp, device):
-        ws, _ = sample_ws(G_net, B, mixing_prob, generator, device)
+        ws, _ = sample_ws(G_net, B, mixing_prob, generator, device, mapping)
         x_fake = synthesize(ws)                                             # (B, C, 32, 32), no graph
     if channels_last:
         x_fake = x_fake.contiguous(memory_format=torch.channels_last)
@@ -192,7 +199,7 @@ def stylegan_step(
     # --- G step: fresh fakes through the frozen D ---
     with frozen(D):
         with autocast(amp, device):
-            ws, w = sample_ws(G_net, B, mixing_prob, generator, device)
+            ws, w = sample_ws(G_net, B, mixing_prob, generator, device, mapping)
             loss_G = g_loss_nonsaturating(D(synthesize(ws)).float())
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
@@ -228,14 +235,17 @@ def build_run(cfg: StyleGANTrainConfig, device: torch.device | str = "cpu") -> R
     if cfg.ema_decay:
         models["G_ema"] = ema_copy(G)
     sampler = models.get("G_ema", G)
-    synthesis_fast, D_fast = (torch.compile(G.synthesis), torch.compile(D)) if cfg.compile else (None, D)
-    batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size, generator=generator)
+    # several processes: mapping, synthesis and D in DistributedDataParallel (as StyleGAN2-ADA), gradients averaged
+    mapping, synthesis, D_train = distributed.wrap(G.mapping), distributed.wrap(G.synthesis), distributed.wrap(D)
+    synthesis_fast, D_fast = (torch.compile(synthesis), torch.compile(D_train)) if cfg.compile else (synthesis, D_train)
+    batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
 
     def step() -> dict[str, float]:
         logs = stylegan_step(G, D_fast, optimizers["G"], optimizers["D"], next(batches).to(device, non_blocking=True),
                              step=state.step, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
                              mixing_prob=cfg.mixing_prob, generator=generator, amp=cfg.amp,
-                             channels_last=cfg.channels_last, synthesis=synthesis_fast)
+                             channels_last=cfg.channels_last, synthesis=synthesis_fast, mapping=mapping)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
         logs.setdefault("r1", (state.history.get("r1") or [0.0])[-1])  # the latest R1: every step logs the same keys

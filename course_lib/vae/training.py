@@ -4,7 +4,9 @@
 settings; ``vae_step`` is one update of encoder and decoder on the loss -mean(ELBO_beta) of a batch;
 ``evaluate_likelihood`` gives metrics.json's -ELBO and -IWAE_k of test images in nats.
 ``build_run(cfg, device)`` puts it together for ``course_lib.train``: data, the VAE, Adam, the batch
-sampler (dynamically binarised for the Bernoulli likelihood) and the step closure, seeded by ``cfg.seed``.
+sampler (dynamically binarised for the Bernoulli likelihood) and the step closure, seeded by ``cfg.seed``;
+under ``torchrun`` the step gets the VAE in ``DistributedDataParallel`` and this rank's share of every
+batch (``course_lib.run.distributed``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 
 from course_lib.data import ShuffledBatches, load_dataset
 from course_lib.device import seed_everything
-from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers,
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, distributed,
                             check_images, fixed_noise, generated_arrays, make_config, sample_metrics, training_images)
 from course_lib.training import TrainState
 from course_lib.vae.model import LIKELIHOODS, VAE, VAEConfig, binarize, iwae_log_px, kl_normal
@@ -171,11 +173,13 @@ def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
     data = training_images(cfg, conditional)  # checked before anything is built
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
     labels = data.labels if conditional else None
-    batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size, generator=generator)
+    batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size,
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
     vae = VAE(vae_config(cfg, img_channels=data.x.shape[1])).to(device)
     if cfg.channels_last:
         vae = vae.to(memory_format=torch.channels_last)
     optimizers = {"vae": adam(vae, cfg.lr_vae, (cfg.beta1, cfg.beta2), fused=device.type == "cuda")}
+    vae_train = distributed.wrap(vae)  # several processes: gradients averaged across them
 
     def step() -> dict[str, float]:
         batch = next(batches)
@@ -183,7 +187,7 @@ def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
         x, y = x.to(device, non_blocking=True), (y.to(device) if y is not None else None)
         if cfg.likelihood == "bernoulli":  # a fresh binary draw of every pixel each time a batch is used
             x = 2 * binarize(((x + 1) / 2).clamp(0, 1), generator) - 1   # [-1, 1] -> {0, 1} -> {-1, 1}
-        return vae_step(vae, optimizers["vae"], x, y, generator=generator, amp=cfg.amp)
+        return vae_step(vae_train, optimizers["vae"], x, y, generator=generator, amp=cfg.amp)
 
     def evaluate() -> dict[str, Any]:
         scores = sample_metrics(vae, cfg.eval_samples, cfg.seed)
