@@ -14,7 +14,7 @@ Images travel as the ``sample`` command writes them: ``arr_0``, uint8 (N, H, W, 
 grey digits. ``invert`` writes ``arr_0`` (the reconstructions, in the layout and size of the input)
 and ``latents`` (the codes, with ``space``); with ``--encoder`` (a run of ``python -m course_lib.train
 encoder`` for this generator, e.g. ``checkpoints/encoder``) the codes start at the encoder's W+ codes
-and ``--steps`` (default 60; 0: the encoder alone) refine them (hybrid inversion); ``restore`` reads
+and ``--steps`` (default 55; 0: the encoder alone) refine them (hybrid inversion); ``restore`` reads
 complete images for ``inpaint`` (the hole's pixels are ignored: a ``mask`` array in the same file,
 1 = known, or ``--hole`` for a centred square) and low-resolution images for ``superres`` (the factor
 is 32 / their size), and writes the restored images; ``directions`` writes a unit ``direction`` (w_dim,); ``move`` adds ``alpha`` times it
