@@ -1,0 +1,1 @@
+"""Neural style transfer (lesson 11)."""
