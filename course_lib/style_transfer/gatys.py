@@ -12,8 +12,9 @@ Both terms are relative errors, so that one set of weights suits every feature n
 content term is divided by the mean square of the content image's features, and layer l's Gram
 error by the mean square of the style's Gram matrix A_l (times the number of style layers).
 
-- ``optimizer``: L-BFGS (Gatys et al.; a strong-Wolfe line search, so every step costs one or more
-  forward/backward passes) or Adam (one pass per step, needs more steps).
+- ``optimizer``: L-BFGS (Gatys et al.; a strong-Wolfe line search, so an iteration costs one or more
+  forward/backward passes) or Adam (one pass per step). ``steps`` counts passes for both, so they compare
+  at equal cost.
 - ``scales``: coarse to fine (as in Gatys et al. 2017, "Controlling perceptual factors"): optimise at
   1 / 2^(scales-1) of the size first, upsample the result and continue at twice the size, up to the full size.
   Coarse levels fix the large structures cheaply; the fine level adds detail.
@@ -42,7 +43,7 @@ INITS = ("content", "noise")
 class GatysConfig:
     """The settings of one optimisation (defaults: L-BFGS from the content image, one scale)."""
 
-    steps: int = 100                  # optimiser steps at each scale
+    steps: int = 100                  # forward-backward passes at each scale (Adam: steps; L-BFGS: evaluations)
     optimizer: str = "lbfgs"          # "lbfgs" (Gatys et al.) or "adam"
     lr: float = 0.02                  # Adam's step size on pixels in [-1, 1] (L-BFGS: 1, with a line search)
     content_weight: float = 1.0       # weight of the relative content error
@@ -75,7 +76,7 @@ class Transfer:
     """The result of ``stylize``."""
 
     image: torch.Tensor                                   # (1, C, H, W) in [-1, 1]
-    history: dict[str, list[float]] = field(default_factory=dict)  # loss, style, content, tv: one per step
+    history: dict[str, list[float]] = field(default_factory=dict)  # loss, style, content, tv: one per evaluation
     seconds: float = 0.0                                  # wall time of the optimisation
 
 
@@ -116,37 +117,42 @@ class Objective:
 
 def optimise(objective: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: torch.Tensor, cfg: GatysConfig,
              callback: Callable[[dict[str, float]], None] | None = None) -> tuple[torch.Tensor, dict[str, list[float]]]:
-    """``cfg.steps`` steps of L-BFGS or Adam on the pixels of x (1, C, H, W), kept in [-1, 1].
+    """About ``cfg.steps`` forward and backward passes of L-BFGS or Adam on the pixels of x (1, C, H, W).
+
+    Adam takes ``cfg.steps`` steps and clamps the pixels to [-1, 1] after each. L-BFGS runs until it
+    has evaluated the loss ``cfg.steps`` times (its strong-Wolfe line search may evaluate it more than
+    once per iteration, and may finish its last search a few evaluations later), unconstrained, and
+    the result is clamped at the end: the same budget of passes for both, so their curves compare.
 
     Returns:
-        The optimised image (1, C, H, W) and the history: each step's loss and parts (before the step).
+        The optimised image (1, C, H, W) in [-1, 1] and the history: the loss and its parts at every
+        evaluation.
     """
     x = x.detach().clone().requires_grad_(True)
-    if cfg.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam([x], lr=cfg.lr)
-    else:  # one L-BFGS iteration per step; its curvature history carries over between steps
-        optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
     history: dict[str, list[float]] = {"loss": [], "style": [], "content": [], "tv": []}
-    first: dict[str, float] = {}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         parts = objective(x)
         parts["loss"].backward()
-        if not first:  # the step's first evaluation: the loss at the point the step starts from
-            first.update({k: float(v.detach()) for k, v in parts.items()})
+        values = {k: float(v.detach()) for k, v in parts.items()}
+        for k in history:
+            history[k].append(values[k])
+        if callback is not None:
+            callback(values)
         return parts["loss"]
 
-    for _ in range(cfg.steps):
-        first.clear()
+    if cfg.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam([x], lr=cfg.lr)
+        for _ in range(cfg.steps):
+            optimizer.step(closure)
+            with torch.no_grad():
+                x.clamp_(-1, 1)
+    else:
+        optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=cfg.steps, max_eval=cfg.steps, history_size=50,
+                                      line_search_fn="strong_wolfe")
         optimizer.step(closure)
-        with torch.no_grad():
-            x.clamp_(-1, 1)
-        for k in history:
-            history[k].append(first[k])
-        if callback is not None:
-            callback(dict(first))
-    return x.detach(), history
+    return x.detach().clamp(-1, 1), history
 
 
 def stylize(net: FeatureNet, style: torch.Tensor, content: torch.Tensor | None = None,
@@ -162,7 +168,7 @@ def stylize(net: FeatureNet, style: torch.Tensor, content: torch.Tensor | None =
         cfg: the settings (``GatysConfig()``).
         size: texture synthesis only: the output's (H, W); default the style image's size.
         generator: seeds the starting noise.
-        callback: called with each step's loss parts (a progress bar), ``cfg.steps * cfg.scales`` times.
+        callback: called with the loss parts at each evaluation (a progress bar), about ``cfg.steps`` times per scale.
 
     Returns:
         A ``Transfer``: the image (1, C_out, H, W) in [-1, 1] and the loss history. C_out is 1 when the

@@ -20,19 +20,21 @@ RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
                            [0.595716, -0.274453, -0.321263],
                            [0.211456, -0.522591, 0.311135]])
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 class ImageError(ValueError):
     """An image file that cannot be read or written; the message names the file."""
 
 
-def load_image(path: str | Path, size: int | None = None, grey: bool = False) -> torch.Tensor:
+def load_image(path: str | Path, size: int | None = None, grey: bool | None = None) -> torch.Tensor:
     """Read a PNG or JPEG (any mode: grey, RGB, RGBA, palette) as a (1, C, H, W) float32 image in [-1, 1].
 
     Args:
         path: the file.
         size: resize so that the longer side is ``size`` pixels (aspect ratio kept), or None to keep it.
-        grey: read as grey (C = 1) instead of RGB (C = 3).
+        grey: True: read as grey (C = 1); False: as RGB (C = 3); None: grey if the file is (PIL modes
+            1, L, LA, I, I;16, F), else RGB.
 
     Raises:
         ImageError: no such file, or a file that PIL cannot read as an image.
@@ -44,6 +46,11 @@ def load_image(path: str | Path, size: int | None = None, grey: bool = False) ->
         raise ImageError(f"{path}: no such file")
     try:
         with Image.open(path) as image:
+            if grey is None:
+                grey = image.mode in GREY_MODES
+            if image.mode in ("I", "I;16", "F"):  # 16-bit or float grey: scale to 8 bits first
+                high = max(float(np.asarray(image).max()), 1.0)
+                image = Image.fromarray((np.asarray(image, dtype=np.float64) * (255 / high)).astype(np.uint8))
             array = np.asarray(image.convert("L" if grey else "RGB"))  # (H, W) or (H, W, 3) uint8
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not a readable image ({err})") from None
