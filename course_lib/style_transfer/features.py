@@ -122,29 +122,35 @@ class RandomMultiScale(FeatureNet):
 # VGG-shaped networks: random, or torchvision's VGG-19 from a local file
 # ----------------------------------------------------------------------------------------------
 
-def vgg_body(img_channels: int, blocks: tuple[tuple[int, ...], ...], pooling: str,
-             last: str) -> tuple[nn.Sequential, list[str]]:
-    """VGG's convolutional part up to layer ``last``, and the name of each module.
+def vgg_names(blocks: tuple[tuple[int, ...], ...]) -> list[str]:
+    """The names of VGG's modules in order: ``conv{b}_{i}``, ``relu{b}_{i}`` for each convolution, ``pool{b}`` per block."""
+    names = []
+    for b, widths in enumerate(blocks, start=1):
+        for i in range(1, len(widths) + 1):
+            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        names.append(f"pool{b}")
+    return names
+
+
+def vgg_body(img_channels: int, blocks: tuple[tuple[int, ...], ...], pooling: str, last: str) -> nn.Sequential:
+    """VGG's convolutional part up to layer ``last`` (a name of ``vgg_names``).
 
     The modules are numbered as in torchvision's ``vgg19().features`` (conv, ReLU, ..., pool), so its
-    weights load by index. Names: ``conv{b}_{i}``, ``relu{b}_{i}``, ``pool{b}``.
+    weights load by index.
     """
     if pooling not in ("avg", "max"):
         raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+    end = vgg_names(blocks).index(last) + 1  # build no further: the layers after ``last`` are never used
     modules: list[nn.Module] = []
-    names: list[str] = []
     channels = img_channels
-    for b, widths in enumerate(blocks, start=1):
-        for i, width in enumerate(widths, start=1):
+    for widths in blocks:
+        for width in widths:
             modules += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
-            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
             channels = width
         modules.append(nn.AvgPool2d(2) if pooling == "avg" else nn.MaxPool2d(2))  # (B, C, H / 2, W / 2)
-        names.append(f"pool{b}")
-    if last not in names:
-        raise ValueError(f"layer {last!r} is not a layer of this VGG (its layers: {', '.join(names)})")
-    end = names.index(last) + 1
-    return nn.Sequential(*modules[:end]), names[:end]
+        if len(modules) >= end:
+            break
+    return nn.Sequential(*modules[:end])
 
 
 class _VGGFeatures(FeatureNet):
@@ -153,13 +159,13 @@ class _VGGFeatures(FeatureNet):
     def _setup(self, img_channels: int, blocks: tuple[tuple[int, ...], ...], pooling: str,
                style_layers: tuple[str, ...], content_layer: str) -> None:
         wanted = tuple(style_layers) + (content_layer,)
-        probe, order = vgg_body(img_channels, blocks, pooling, "pool5")  # every name, to order the layers
-        del probe
+        order = vgg_names(blocks)
         unknown = [n for n in wanted if n not in order]
         if unknown:
             raise ValueError(f"layers {unknown} are not VGG-19 layers (relu1_1, relu2_1, ..., relu5_4)")
         last = max(wanted, key=order.index)
-        self.body, self.names = vgg_body(img_channels, blocks, pooling, last)
+        self.body = vgg_body(img_channels, blocks, pooling, last)
+        self.names = order[:len(self.body)]
         self.layers = tuple(n for n in self.names if n in wanted)
         self.style_layers, self.content_layer = tuple(style_layers), content_layer
         self.img_channels = img_channels

@@ -49,7 +49,7 @@ class AdaINTrainConfig(RunConfig):
     base_channels: int = 16           # the encoder's first-block width (doubles per block)
     encoder_layer: str = "relu3_1"    # the encoder's last layer, where AdaIN acts
     lambda_style: float = 10.0        # weight of the style (channel statistics) loss (Huang & Belongie: 10)
-    lr: float = 5e-4                  # Adam learning rate of the decoder
+    lr: float = 1e-3                  # Adam learning rate of the decoder
     patches: int = 2000               # training pairs: photo patches and texture patches drawn once
     eval_samples: int = 200           # held-out pairs scored for metrics.json (0: skip the evaluation)
 
@@ -70,7 +70,7 @@ class AdaINTrainConfig(RunConfig):
 
 def default_config(model: str = "adain", **overrides: Any) -> AdaINTrainConfig:
     """The course's AdaIN settings, with ``overrides`` applied: a width-16 random encoder up to relu3_1,
-    batch 16, Adam at 5e-4, lambda_style 10 (Huang & Belongie's), 3,000 steps."""
+    batch 16, Adam at 1e-3, lambda_style 10 (Huang & Belongie's), 3,000 steps."""
     if model not in AdaINTrainConfig.MODELS:
         raise ValueError(f"model must be one of {tuple(AdaINTrainConfig.MODELS)}, got {model!r}")
     return make_config(AdaINTrainConfig, {"model": model}, overrides)
