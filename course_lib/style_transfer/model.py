@@ -2,9 +2,9 @@
 
 The encoder is a feature network of ``features``: the first layers of the random VGG-shaped net, up
 to ``encoder_layer`` (Huang & Belongie use ImageNet VGG-19 up to relu4_1; offline, its random twin
-up to relu3_1 by default). The decoder mirrors it, as in the paper: 3x3 convolutions with reflection
+up to relu2_1 by default, as deeper random features are harder to invert). The decoder mirrors it, as in the paper: 3x3 convolutions with reflection
 padding and ReLU, nearest-neighbour upsampling where the encoder pooled, no normalisation, and a last
-convolution to the image's channels. Shapes with W = base_channels and the default relu3_1:
+convolution to the image's channels. Shapes with W = base_channels and encoder_layer relu3_1:
 
     content, style (B, 3, H, W) -> encoder -> (B, 4W, H/4, W/4) -> AdaIN (+ alpha blend) -> t
     t (B, 4W, H/4, W/4) -> conv, ReLU, up -> (B, 2W, H/2, W/2) -> conv, ReLU, conv, ReLU, up
@@ -31,7 +31,7 @@ class AdaINConfig:
 
     img_channels: int = 3             # channels of the content, style and output images
     base_channels: int = 16           # width of the encoder's first block (it doubles per block, as VGG's)
-    encoder_layer: str = "relu3_1"    # the encoder's last layer, where AdaIN acts
+    encoder_layer: str = "relu2_1"    # the encoder's last layer, where AdaIN acts
     encoder_seed: int = 0             # seeds the encoder's random weights (they are stored with the decoder's too)
 
     def __post_init__(self) -> None:
