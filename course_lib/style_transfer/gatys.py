@@ -18,7 +18,7 @@ error by the mean square of the style's Gram matrix A_l (times the number of sty
 - ``scales``: coarse to fine (as in Gatys et al. 2017, "Controlling perceptual factors"): optimise at
   1 / 2^(scales-1) of the size first, upsample the result and continue at twice the size, up to the full size.
   Coarse levels fix the large structures cheaply; the fine level adds detail.
-- ``preserve_colour``: luminance-only transfer (Gatys et al. 2017, section 5): the style is transferred
+- ``preserve_colour``: luminance-only transfer (Gatys et al. 2017, colour control): the style is transferred
   to the luminance Y of the content (the style's luminance matched to the content's mean and spread),
   and the content's chroma (I, Q) is put back, so the result keeps the content's colours.
 """

@@ -128,7 +128,7 @@ def yiq_to_rgb(yiq: torch.Tensor) -> torch.Tensor:
 def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Tensor:
     """The style's luminance (B, 1, H, W) shifted and scaled to the content's mean and standard deviation.
 
-    Gatys et al. (2017), section 5: without it, a dark style would darken the content even though only
+    Gatys et al. (2017), colour control: without it, a dark style would darken the content even though only
     the luminance is transferred.
     """
     mu_s, sigma_s = style_y.mean(), style_y.std(unbiased=False).clamp_min(1e-6)
