@@ -29,7 +29,7 @@ from course_lib.data import ShuffledBatches, photo_patches
 from course_lib.data.textures import texture_patches
 from course_lib.device import seed_everything
 from course_lib.image_quality import ssim
-from course_lib.run import Run, RunConfig, adam, architecture_of, check_ints, check_numbers, make_config
+from course_lib.run import Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, make_config
 from course_lib.style_transfer.adain import adain_loss, adaptive_instance_norm, channel_statistics, statistics_loss
 from course_lib.style_transfer.images import rgb_to_yiq
 from course_lib.style_transfer.model import ENCODER_LAYERS, AdaINConfig, AdaINNet
@@ -131,14 +131,17 @@ def build_run(cfg: AdaINTrainConfig, device: torch.device | str = "cpu") -> Run:
     generator = seed_everything(cfg.seed)
     contents = photo_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed, scale=PHOTO_SCALE).x
     styles = texture_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed).x
-    net = AdaINNet(AdaINConfig(3, cfg.base_channels, cfg.encoder_layer, encoder_seed=cfg.seed)).to(device)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    net = AdaINNet(AdaINConfig(3, cfg.base_channels, cfg.encoder_layer, encoder_seed=cfg.seed))
+    net = net.to(device, memory_format=memory_format)
     optimizer = adam(net.decoder, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")
     batches = ShuffledBatches(contents, styles, batch_size=cfg.batch_size, generator=generator)  # pairs
     shown_contents, shown_styles = (x.to(device) for x in held_out_pairs(GRID_PAIRS))
 
     def step() -> dict[str, float]:
-        content, style = next(batches)
-        return adain_step(net, optimizer, content.to(device), style.to(device), cfg.lambda_style)
+        content, style = (x.to(device, memory_format=memory_format) for x in next(batches))
+        with autocast(cfg.amp, device):  # bf16 on CUDA with --amp
+            return adain_step(net, optimizer, content, style, cfg.lambda_style)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # rows: 10 test contents, their styles, the results
