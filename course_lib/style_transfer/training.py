@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from course_lib.data import ShuffledBatches, photo_patches
 from course_lib.data.textures import texture_patches
 from course_lib.device import seed_everything
 from course_lib.image_quality import ssim
-from course_lib.run import Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, make_config
+from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, distributed,
+                            make_config)
 from course_lib.style_transfer.adain import adain_loss, adaptive_instance_norm, channel_statistics, statistics_loss
 from course_lib.style_transfer.images import rgb_to_yiq
 from course_lib.style_transfer.model import ENCODER_LAYERS, AdaINConfig, AdaINNet
@@ -81,12 +83,14 @@ def default_config(model: str = "adain", **overrides: Any) -> AdaINTrainConfig:
 
 
 def adain_step(net: AdaINNet, optimizer: torch.optim.Optimizer, content: torch.Tensor, style: torch.Tensor,
-               lambda_style: float) -> dict[str, float]:
-    """One Adam step of the decoder on a batch of pairs (B, C, H, W) each; returns loss, content and style (floats)."""
+               lambda_style: float, decoder: nn.Module | None = None) -> dict[str, float]:
+    """One Adam step of the decoder on a batch of pairs (B, C, H, W) each; returns loss, content and style (floats).
+
+    ``decoder`` is ``net.decoder`` or a ``DistributedDataParallel`` wrapper of it (None: ``net.decoder``)."""
     with torch.no_grad():
         style_maps = net.encode(style)                                 # relu1_1 ... the AdaIN layer
         t = adaptive_instance_norm(net.encode(content)[-1], style_maps[-1])   # (B, C_t, H / m, W / m)
-    decoded = net.decoder(t)                                           # (B, C, H, W)
+    decoded = (decoder or net.decoder)(t)                              # (B, C, H, W)
     decoded_maps = net.encode(decoded)
     parts = adain_loss(decoded_maps[-1], t, decoded_maps, style_maps, lambda_style)
     optimizer.zero_grad(set_to_none=True)
@@ -135,13 +139,15 @@ def build_run(cfg: AdaINTrainConfig, device: torch.device | str = "cpu") -> Run:
     net = AdaINNet(AdaINConfig(3, cfg.base_channels, cfg.encoder_layer, encoder_seed=cfg.seed))
     net = net.to(device, memory_format=memory_format)
     optimizer = adam(net.decoder, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")
-    batches = ShuffledBatches(contents, styles, batch_size=cfg.batch_size, generator=generator)  # pairs
+    batches = ShuffledBatches(contents, styles, batch_size=cfg.batch_size,  # pairs; this rank's share under torchrun
+                              generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
+    decoder = distributed.wrap(net.decoder)  # several processes: the decoder (the only learner) in DDP
     shown_contents, shown_styles = (x.to(device) for x in held_out_pairs(GRID_PAIRS))
 
     def step() -> dict[str, float]:
         content, style = (x.to(device, memory_format=memory_format) for x in next(batches))
         with autocast(cfg.amp, device):  # bf16 on CUDA with --amp
-            return adain_step(net, optimizer, content, style, cfg.lambda_style)
+            return adain_step(net, optimizer, content, style, cfg.lambda_style, decoder=decoder)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # rows: 10 test contents, their styles, the results
