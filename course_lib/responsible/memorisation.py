@@ -114,3 +114,26 @@ def digit_copying(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor
                   cells: int = 10, seed: int = 0, classifier: torch.nn.Module | None = None) -> DataCopying:
     """``data_copying`` of digits (N, 1, 32, 32) in [-1, 1] against training and held-out digits, in ``space``."""
     return data_copying(*(features_of(x, space, classifier) for x in (samples, train, test)), cells=cells, seed=seed)
+
+
+COPYING = -3.0  # C_T below this flags copying (Meehan et al. 2020)
+
+
+def memorisation_report(samples: torch.Tensor, spaces: tuple[str, ...] = SPACES, cells: int = 10,
+                        seed: int = 0) -> dict[str, float | int | bool]:
+    """C_T of digits (N, 1, 32, 32) in [-1, 1] against mnist5k's train split, calibrated by its test split.
+
+    Returns:
+        For each space: ``ct_<space>`` (C_T), ``cells_<space>`` (cells with enough samples and test digits)
+        and ``copying_<space>`` (C_T < -3).
+    """
+    from course_lib.data import mnist5k
+
+    train, test = mnist5k("train").x, mnist5k("test").x
+    report: dict[str, float | int | bool] = {}
+    for space in spaces:
+        result = digit_copying(samples, train, test, space, cells=cells, seed=seed)
+        report[f"ct_{space}"] = result.ct
+        report[f"cells_{space}"] = sum(z is not None for z in result.cell_z)
+        report[f"copying_{space}"] = result.ct < COPYING
+    return report
