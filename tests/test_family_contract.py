@@ -33,13 +33,13 @@ TINY: dict[str, dict] = {  # the smallest settings of each model: CPU seconds pe
     "cyclegan": {"base_channels": 8, "batch_size": 4, "n_blocks": 1, "pool_size": 4},  # pools full after one step
     "stylegan": {"base_channels": 4, "max_channels": 8, "w_dim": 8, "z_dim": 8, "batch_size": 4, "r1_every": 2},
     "encoder": {"base_channels": 8, "batch_size": 4, "distance": "pixel"},  # into the shipped StyleGAN
-    "watermark": {"base_channels": 8, "batch_size": 4, "n_bits": 8},
+    "watermark": {"base_channels": 16, "batch_size": 16, "n_bits": 4, "psnr": 20.0},  # a strong mark: learnt in 40 steps
 }
 FITS = {  # the logged loss that falls when a run sees one batch over and over
     "dcgan": "d_loss", "cgan": "d_loss", "wgan_gp": "d_loss", "stylegan": "d_loss",  # D memorises the real batch
     "vae": "loss", "cvae": "loss",                                                   # -ELBO of the batch
     "pix2pix": "g_l1", "cyclegan": "cycle", "encoder": "real_rec",                   # the reconstruction terms
-    "watermark": "loss",                                                             # bits' BCE + image MSE
+    "watermark": "loss",                                                             # the bits' BCE
 }
 MODELS = list(train.FAMILIES)
 

@@ -1,12 +1,15 @@
 """A learned watermark (HiDDeN, Zhu et al. 2018): an encoder hides n bits in an image, a decoder reads them back.
 
-    encoder: x (B, C, 32, 32), message (B, n) in {0, 1} -> x_w = clamp(x + residual, -1, 1)
+    encoder: x (B, C, 32, 32), message (B, n) in {0, 1} -> x_w = clamp(x + s r / rms(r), -1, 1)
     attack:  x_w -> x_a (JPEG, blur, resizing, noise or a crop, drawn at every step)
     decoder: x_a -> logits (B, n), one per bit
 
-trained end to end on  BCE(logits, message) + lambda_image * MSE(x_w, x). JPEG is not
-differentiable: the step uses the straight-through estimate (forward the real JPEG, backward as if
-it were the identity), as later work on HiDDeN does. A key stands for a message (``key_bits``), and
+trained end to end on BCE(logits, message). HiDDeN adds an image loss lambda MSE(x_w, x) instead of
+fixing the distortion; here the encoder's residual r is scaled to a fixed RMS s (the distortion budget:
+PSNR = 20 log10(2 / s) before clamping, 38 dB for s = 0.025), so the network only chooses where to
+spend it, and an image loss cannot shrink the residual before the decoder has learnt to read it. JPEG
+is not differentiable: the step uses the straight-through estimate (forward the real JPEG, backward as
+if it were the identity), as later work on HiDDeN does. A key stands for a message (``key_bits``), and
 detection is the same binomial test on matched bits as for the DCT mark (``watermarks.decide``).
 
 ``python -m course_lib.train watermark`` trains it; ``metrics.json`` holds the PSNR and SSIM of the
@@ -31,7 +34,7 @@ from course_lib.device import seed_everything
 from course_lib.image_quality import psnr, ssim
 from course_lib.responsible import attacks
 from course_lib.responsible.watermarks import key_bits, threshold
-from course_lib.run import Run, RunConfig, adam, check_ints, check_numbers, distributed, make_config
+from course_lib.run import Run, RunConfig, adam, check_ints, distributed, make_config
 from course_lib.run.files import architecture_of
 from course_lib.training import TrainState
 
@@ -46,11 +49,14 @@ class HiDDeNConfig:
     img_channels: int = 1            # C of the images
     n_bits: int = 32                 # bits hidden in each image
     base_channels: int = 32          # width of both networks
+    strength: float = 0.025          # RMS of the residual in [-1, 1] units: PSNR 20 log10(2 / strength) = 38 dB
 
     def __post_init__(self) -> None:
         for name in ("img_channels", "n_bits", "base_channels"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.strength < 1:
+            raise ValueError(f"strength must be in (0, 1), got {self.strength!r}")
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -60,9 +66,13 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class HiDDeN(nn.Module):
     """The encoder and the decoder of a learned watermark, on (B, C, 32, 32) images in [-1, 1].
 
-        encoder: x -> [conv] x3 -> (B, W, 32, 32) ++ message spread over the plane (B, n, 32, 32) ++ x
+        encoder: x -> [conv] x3 -> (B, W, 32, 32) ++ message -> linear -> plane (B, 1, 32, 32) ++ x
                  -> conv -> (B, W, 32, 32) -> 1x1 conv -> residual (B, C, 32, 32)
-        decoder: x -> conv -> [conv s2] x2 -> (B, W, 8, 8) -> conv -> (B, n, 8, 8) -> mean over space -> (B, n)
+        decoder: x -> conv -> [conv s2] x2 -> (B, W, 8, 8) -> flatten (B, 64 W) -> linear -> (B, n)
+
+    The message enters as StegaStamp's does (Tancik et al. 2020): a learnt linear map to an image-sized
+    plane, so each bit can own a spatial pattern; HiDDeN's copy of every bit over the whole plane,
+    read back through a global average, learns far more slowly at this size.
     """
 
     def __init__(self, cfg: HiDDeNConfig) -> None:
@@ -70,9 +80,11 @@ class HiDDeN(nn.Module):
         self.cfg = cfg
         c, w, n = cfg.img_channels, cfg.base_channels, cfg.n_bits
         self.image_features = nn.Sequential(_conv(c, w), _conv(w, w), _conv(w, w))
-        self.merge = _conv(w + n + c, w)
+        self.message_plane = nn.Linear(n, 32 * 32)
+        self.merge = _conv(w + 1 + c, w)
         self.to_residual = nn.Conv2d(w, c, 1)
-        self.decoder = nn.Sequential(_conv(c, w), _conv(w, w, stride=2), _conv(w, w, stride=2), nn.Conv2d(w, n, 3, padding=1))
+        self.decoder = nn.Sequential(_conv(c, w), _conv(w, w, stride=2), _conv(w, w, stride=2), nn.Flatten(),
+                                     nn.Linear(w * 8 * 8, n))
 
     def check(self, x: torch.Tensor, name: str = "x") -> None:
         if x.dim() != 4 or x.shape[1:] != (self.cfg.img_channels, 32, 32):
@@ -83,14 +95,16 @@ class HiDDeN(nn.Module):
         self.check(x)
         if message.shape != (len(x), self.cfg.n_bits):
             raise ValueError(f"message must be ({len(x)}, {self.cfg.n_bits}), got {tuple(message.shape)}")
-        plane = (2 * message.float() - 1)[:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, n, 32, 32) in {-1, 1}
+        plane = self.message_plane(2 * message.float() - 1).view(-1, 1, 32, 32)           # (B, 1, 32, 32)
         h = self.merge(torch.cat([self.image_features(x), plane, x], 1))                  # (B, W, 32, 32)
-        return (x + self.to_residual(h)).clamp(-1, 1)
+        residual = self.to_residual(h)                                                    # (B, C, 32, 32)
+        rms = residual.pow(2).mean((1, 2, 3), keepdim=True).add(1e-12).sqrt()             # (B, 1, 1, 1)
+        return (x + self.cfg.strength * residual / rms).clamp(-1, 1)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """The bit logits (B, n) of images (B, C, 32, 32): bit j is read as 1 where logit j > 0."""
         self.check(x)
-        return self.decoder(x).mean((2, 3))
+        return self.decoder(x)
 
     def forward(self, x: torch.Tensor, message: torch.Tensor,
                 attack: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,8 +142,7 @@ def training_attack(generator: torch.Generator) -> Callable[[torch.Tensor], torc
 
 
 def watermark_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, message: torch.Tensor,
-                   attack: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   lambda_image: float = 100.0) -> dict[str, float]:
+                   attack: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """One update of the encoder and decoder on a batch.
 
     Args:
@@ -138,20 +151,18 @@ def watermark_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
         x: (B, C, 32, 32) images in [-1, 1].
         message: (B, n) bits in {0, 1}.
         attack: applied to the marked images before decoding (None: none).
-        lambda_image: weight of the image MSE against the bits' BCE.
 
     Returns:
-        Floats for logging: ``loss``, ``bits`` (BCE), ``image`` (MSE), ``bit_accuracy``.
+        Floats for logging: ``loss`` (the bits' BCE), ``image`` (the MSE of the marked images, for the
+        record: the budget fixes it), ``bit_accuracy``.
     """
     net.train()
     marked, logits = net(x, message, attack)
-    bits = F.binary_cross_entropy_with_logits(logits, message.float())
-    image = F.mse_loss(marked, x)
-    loss = bits + lambda_image * image
+    loss = F.binary_cross_entropy_with_logits(logits, message.float())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return {"loss": loss.item(), "bits": bits.item(), "image": image.item(),
+    return {"loss": loss.item(), "image": F.mse_loss(marked.detach(), x).item(),
             "bit_accuracy": ((logits > 0).float() == message).float().mean().item()}
 
 
@@ -189,7 +200,7 @@ class WatermarkTrainConfig(RunConfig):
     steps: int | None = 3000          # training steps to reach (None: no limit, needs minutes)
     n_bits: int = 32                  # bits hidden in each image
     base_channels: int = 32           # width of the encoder and the decoder
-    lambda_image: float = 100.0       # weight of the image MSE against the bits' BCE: higher, less visible and less robust
+    psnr: float = 38.0                # distortion budget: the residual's RMS is set to this PSNR (dB, before clamping)
     train_attacks: bool = True        # attack the marked images in training (JPEG, blur, resize, noise, crop)
     lr: float = 1e-3                  # Adam learning rate
     eval_samples: int = 1000          # held-out test digits marked for metrics.json (0: skip the evaluation)
@@ -201,12 +212,13 @@ class WatermarkTrainConfig(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ints(self, "n_bits", "base_channels")
-        check_numbers(self, "lambda_image")
+        if not isinstance(self.psnr, (int, float)) or not 10 <= self.psnr <= 80:
+            raise ValueError(f"psnr must be a number of dB in 10..80, got {self.psnr!r}")
 
 
 def default_config(model: str = "watermark", **overrides: Any) -> WatermarkTrainConfig:
     """The course's learned-watermark settings, with ``overrides`` applied: 3,000 steps of batch 32, 32 bits,
-    Adam at 1e-3, lambda_image 100, attacks in training."""
+    Adam at 1e-3, a budget of 38 dB, attacks in training."""
     if model not in WatermarkTrainConfig.MODELS:
         raise ValueError(f"model must be one of {tuple(WatermarkTrainConfig.MODELS)}, got {model!r}")
     return make_config(WatermarkTrainConfig, {"model": model}, overrides)
@@ -219,7 +231,8 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
     data = load_dataset(cfg.dataset, "train")
     if tuple(data.x.shape[2:]) != (32, 32):
         raise ValueError(f"dataset {cfg.dataset!r} holds {tuple(data.x.shape[1:])} images; the watermark takes 32x32")
-    net = HiDDeN(HiDDeNConfig(data.x.shape[1], cfg.n_bits, cfg.base_channels)).to(device)
+    strength = 2 * 10 ** (-cfg.psnr / 20)  # PSNR on [0, 1] = 20 log10(1 / (s / 2))
+    net = HiDDeN(HiDDeNConfig(data.x.shape[1], cfg.n_bits, cfg.base_channels, strength)).to(device)
     optimizer = adam(net, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")
     batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
                               generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
@@ -232,7 +245,7 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
         x = next(batches).to(device)
         message = torch.randint(0, 2, (len(x), cfg.n_bits), generator=generator).to(device)
         attack = training_attack(generator) if cfg.train_attacks else None
-        return watermark_step(net_train, optimizer, x, message, attack, cfg.lambda_image)
+        return watermark_step(net_train, optimizer, x, message, attack)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # originals, marked, 10x the residual around grey
