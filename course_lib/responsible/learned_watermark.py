@@ -44,7 +44,7 @@ EVAL_FPR = 1e-3     # the false-positive rate of metrics.json's true-positive ra
 
 @dataclass
 class HiDDeNConfig:
-    """Architecture of the encoder/decoder pair (the defaults: grey 32x32 digits, 32 bits, ~0.2M parameters)."""
+    """Architecture of the encoder/decoder pair (the defaults: grey 32x32 digits, 32 bits, ~0.14M parameters)."""
 
     img_channels: int = 1            # C of the images
     n_bits: int = 32                 # bits hidden in each image
@@ -260,8 +260,8 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
             return {}
         pick = torch.linspace(0, len(test.x) - 1, n).long()
         message = torch.randint(0, 2, (n, cfg.n_bits), generator=torch.Generator().manual_seed(cfg.seed + 1))
-        scores = robustness(net.cpu(), test.x[pick], message)
-        net.to(device).train()
+        scores = robustness(net, test.x[pick].to(device), message.to(device))
+        net.train()
         return {**scores, "test_digits": n, "fpr": EVAL_FPR}
 
     state = TrainState(models={"net": net}, optimizers={"net": optimizer}, generator=generator, batches=batches,

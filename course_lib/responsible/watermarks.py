@@ -12,8 +12,9 @@ false-positive rate is then at most ``fpr`` by construction, whatever the images
   host's interference. The key draws n orthonormal directions in the low and middle frequencies of
   the image's 2-D DCT; bit j moves the image's projection on direction j to the nearest point of one
   of two interleaved lattices of step ``delta`` (which one says the bit). Energy n delta^2 / 12 in
-  all, so the PSNR depends on delta and n only; a perturbation that moves a projection by less than delta / 4
-  leaves the bit intact. The low frequencies survive JPEG and noise; blur and resizing scale every
+  all on average, whatever the image (plus what re-embedding after clamping adds: 38 dB on 32x32
+  digits with the defaults); a perturbation that moves a projection by less than delta / 4 leaves
+  the bit intact. The low frequencies survive JPEG and noise; blur and resizing scale every
   projection (QIM's known weakness to a change of gain) and a crop shifts them: both erase the mark.
 """
 
