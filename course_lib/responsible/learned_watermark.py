@@ -14,7 +14,9 @@ detection is the same binomial test on matched bits as for the DCT mark (``water
 
 ``python -m course_lib.train watermark`` trains it; ``metrics.json`` holds the PSNR and SSIM of the
 marked test digits, and the bit accuracy and true-positive rate (at a false-positive rate of 1e-3)
-under each of ``attacks.STANDARD``, with the rate of unmarked digits flagged. Under ``torchrun`` the
+under each of ``attacks.STANDARD``, with the rate of unmarked digits flagged. When training ends the
+decoder is calibrated so that each bit is a fair coin on unmarked digits (``calibrate``), as the
+binomial test assumes. Under ``torchrun`` the
 step gets the network in ``DistributedDataParallel`` and this rank's share of every batch.
 """
 
@@ -85,6 +87,7 @@ class HiDDeN(nn.Module):
         self.to_residual = nn.Conv2d(w, c, 1)
         self.decoder = nn.Sequential(_conv(c, w), _conv(w, w, stride=2), _conv(w, w, stride=2), nn.Flatten(),
                                      nn.Linear(w * 8 * 8, n))
+        self.register_buffer("logit_offset", torch.zeros(n))  # set by ``calibrate`` when training ends
 
     def check(self, x: torch.Tensor, name: str = "x") -> None:
         if x.dim() != 4 or x.shape[1:] != (self.cfg.img_channels, 32, 32):
@@ -104,13 +107,33 @@ class HiDDeN(nn.Module):
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """The bit logits (B, n) of images (B, C, 32, 32): bit j is read as 1 where logit j > 0."""
         self.check(x)
-        return self.decoder(x)
+        return self.decoder(x) - self.logit_offset
 
     def forward(self, x: torch.Tensor, message: torch.Tensor,
                 attack: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mark, attack (optional), decode: the marked images (B, C, 32, 32) and the decoder's logits (B, n)."""
         marked = self.embed(x, message)
         return marked, self.decode(marked if attack is None else attack(marked))
+
+
+@torch.no_grad()
+def calibrate(net: HiDDeN, x: torch.Tensor) -> dict[str, float]:
+    """Shift the decoder's logits so that each bit reads 1 on exactly half of the unmarked images x (N, C, 32, 32).
+
+    The binomial test assumes that an unmarked image matches each bit of a key with probability 1/2.
+    A decoder trained only on marked images need not read unmarked ones that way: it may read bit j
+    as 1 on almost every clean digit, and a key whose bit j is 1 would then match it for free (on the
+    shipped run before calibration, several bits were read the same way on over 95% of the test
+    digits). Subtracting each logit's median over clean images makes every bit a fair coin on them;
+    marked images, whose logits are far from 0, are read as before. Returns the largest shift.
+    """
+    net.logit_offset.zero_()
+    was_training = net.training
+    net.eval()
+    logits = torch.cat([net.decode(x[i:i + 500]) for i in range(0, len(x), 500)])    # (N, n)
+    net.logit_offset.copy_(logits.median(0).values)
+    net.train(was_training)
+    return {"logit_offset_max": float(net.logit_offset.abs().max())}
 
 
 def build_sampler(architecture: dict[str, Any], where: str = "the weights file") -> HiDDeN:
@@ -264,9 +287,12 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
         net.train()
         return {**scores, "test_digits": n, "fpr": EVAL_FPR}
 
+    def finish() -> dict[str, float]:  # on the training digits: the test digits stay unseen for metrics.json
+        return calibrate(net, data.x.to(device))
+
     state = TrainState(models={"net": net}, optimizers={"net": optimizer}, generator=generator, batches=batches,
                        config=dataclasses.asdict(cfg))
-    return Run(cfg, state, step, net, grid=grid, evaluate=evaluate, images_per_step=cfg.batch_size)
+    return Run(cfg, state, step, net, grid=grid, evaluate=evaluate, images_per_step=cfg.batch_size, finish=finish)
 
 
 def sample_arrays(model: HiDDeN, train: dict[str, Any], n: int, *, seed: int = 0,
