@@ -201,6 +201,17 @@ def test_the_learned_mark_from_a_watermark_run(digits, tmp_path, capsys):
     assert "the learned mark takes (1, 28 or 32" in capsys.readouterr().err
 
 
+def test_calibration_makes_every_bit_a_fair_coin_on_unmarked_images(digits):
+    from course_lib.responsible.learned_watermark import HiDDeN, HiDDeNConfig, calibrate
+
+    torch.manual_seed(0)
+    net = HiDDeN(HiDDeNConfig(n_bits=6, base_channels=8))
+    calibrate(net, digits)
+    with torch.no_grad():
+        ones = (net.eval().decode(digits) > 0).float().mean(0)      # (6,): the share read as 1 on 100 digits
+    assert torch.all((ones - 0.5).abs() <= 0.01), ones               # the median itself reads as 0
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"arr_0": np.zeros((2, 32, 32, 1), np.float32)}, "must be uint8"),
     ({"arr_0": np.zeros((2, 32, 32), np.uint8)}, "must be (N, H, W, 1 or 3)"),
