@@ -7,8 +7,9 @@ Each run is ``course_lib.train.train`` with the settings below (fixed seeds and 
 threads, so a rerun on the same PyTorch gives the same weights up to thread-order rounding), into
 ``checkpoints/<name>/``. The resumable ``checkpoint.pt`` is deleted afterwards: the directory keeps
 what ``python -m course_lib.sample`` needs (``generator.safetensors``, at most a few MB) and the
-run's ``samples.png``, ``metrics.json`` and ``config.json``. The script prints every run's metrics
-and time, the figures the README's table quotes.
+run's ``samples.png``, ``metrics.json`` and ``config.json``, and a ``MODEL_CARD.md`` written afterwards by
+``scripts/write_model_cards.py``. The script prints every run's metrics and time, the figures the README's
+table quotes.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ SHIPPED = {
     "stylegan_adain": {"model": "stylegan", "steps": 1500, "r1_gamma": 10.0, "style_mode": "adain"},
     # lesson 10's encoder into the shipped StyleGAN's W+ (retrain it after the stylegan): its defaults, 3,000 steps
     "encoder": {"model": "encoder", "steps": 3000, "stylegan": "stylegan"},
+    # lesson 12's learned watermark (HiDDeN-style, 32 bits at a 38 dB budget): its defaults, 4,000 steps
+    "watermark": {"model": "watermark", "steps": 4000},
 }
 
 
@@ -88,6 +91,9 @@ def main() -> int:
             shutil.move(str(Path(tmp) / name), target)
         print(f"{name}: {time.perf_counter() - start:.0f} s, {size / 1e6:.2f} MB")
         print(json.dumps(result, indent=2))
+    import write_model_cards  # scripts/ is on the path of a script run from it
+
+    write_model_cards.main([])  # the retrained folders' cards (MODEL_CARD.md) from their new config and metrics
     return 1 if failed else 0
 
 
