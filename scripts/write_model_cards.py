@@ -48,8 +48,8 @@ METRICS = {  # what each number of a metrics.json means, for the card's table
     "is": "Inception Score with the course classifier (at most 10)",
     "modes": "digit classes among the samples (of 10)",
     "class_accuracy": "share of conditional samples the classifier reads as the label asked for",
-    "psnr": "PSNR in dB of the outputs against the held-out targets",
-    "ssim": "SSIM of the outputs against the held-out targets",
+    "psnr": "PSNR in dB of the outputs against their held-out references (a watermark: marked against unmarked digits)",
+    "ssim": "SSIM of the outputs against their held-out references",
     "class_kept": "share of reconstructions the classifier reads as the input digit's label",
     "test_neg_elbo": "-ELBO of the binarised test digits, nats (lower is better)",
     "test_iwae": "importance-weighted bound of the test digits, nats (lower is better)",
@@ -72,6 +72,7 @@ METRICS = {  # what each number of a metrics.json means, for the card's table
     "encoder_seconds_per_image": "seconds per image of one encoder pass",
     "fpr": "the false-positive rate at which the true-positive rates are measured",
     "fpr_unmarked": "share of unmarked test digits flagged as marked",
+    "logit_offset_max": "largest shift of a bit's logit by the calibration on unmarked training digits",
 }
 PREFIXES = {"bit_accuracy_": "share of bits read right after the attack", "tpr_": "share of marked digits flagged after the attack"}
 SKIPPED = {"model", "dataset", "task", "steps", "train_seconds", "images_per_second", "device", "processes",
@@ -127,8 +128,15 @@ def limitations(config: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
                      "comparison point in its lesson, not a usable generator.")
     if config.get("dataset") == "photo_patches":
         items.append("Trained on patches of a handful of photographs: outside such images it has no reason to work.")
-    items.append("Its outputs carry no watermark. Images it makes should be labelled as generated where they are "
-                 "shown (lesson 12: `python -m course_lib.watermark embed`).")
+    if "fpr_unmarked" in metrics:  # a watermark
+        items.append("The detection's false-positive rate is exact only if unmarked images read every bit as an "
+                     "independent fair coin; calibration makes each bit fair, not independent: "
+                     f"{metrics['fpr_unmarked']:.1%} of the unmarked test digits were flagged at a nominal "
+                     f"{metrics.get('fpr', 1e-3):g}. The mark survives the attacks it was trained against; whoever "
+                     "holds the decoder can remove or forge it.")
+    else:
+        items.append("Its outputs carry no watermark. Images it makes should be labelled as generated where they "
+                     "are shown (lesson 12: `python -m course_lib.watermark embed`).")
     return items
 
 
