@@ -7,7 +7,8 @@
 - ``watermarks``: LSB and DCT marks keyed by an integer, and the binomial test that decides;
 - ``learned_watermark``: a HiDDeN-style encoder/decoder, a family of ``python -m course_lib.train watermark``;
 - ``memorisation``: Meehan et al.'s data-copying test C_T, in pixel or classifier-feature space;
-- ``bias``: class shares of samples against the training data, a minority class, truncation.
+- ``bias``: class shares of samples against the training data, a minority class, truncation;
+- ``images``: the ``.npz`` files (uint8 NHWC ``arr_0``) that ``python -m course_lib.watermark`` and ``detect`` read.
 
 Importing the package has no side effects; it re-exports the watermark family's names for ``course_lib.train``.
 """
