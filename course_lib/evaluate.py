@@ -3,6 +3,7 @@
 Usage::
 
     python -m course_lib.evaluate SAMPLES.npz [--ref test|train] [--labels-key labels] [--json]
+    python -m course_lib.evaluate SAMPLES.npz --memorisation [--space pixel|features] [--json]
 
 ``SAMPLES.npz`` holds ``arr_0``: uint8 images (N, H, W, C) with H = W = 28 or 32 and C = 1 (the
 convention of OpenAI's guided-diffusion evaluator), and optionally integer ``labels`` (N,) for
@@ -14,6 +15,10 @@ The command refuses fewer than ``MIN_SAMPLES`` (100) samples and warns (on stder
 size of the reference split: the metrics are biased or noisy there (compare with the real-vs-real
 floor it prints at the nearest size). Labels must be class indices 0..9; a ``--labels-key`` given
 explicitly must be in the file. Results go to stdout, warnings and errors to stderr.
+
+``--memorisation`` runs Meehan et al.'s data-copying test instead: C_T of the samples against the
+``mnist5k`` train split, calibrated by its test split, in pixel space and in the classifier's feature
+space (or the one ``--space`` names); C_T < -3 flags copying (``course_lib.responsible.memorisation``).
 
 A VAE is also scored differently, by -ELBO and the importance-weighted bound on the test images
 in nats: ``course_lib.vae.evaluate_likelihood`` (what ``python -m course_lib.train vae`` writes
@@ -213,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels-key", help="name of the labels array in the .npz (default: labels, if present)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="cpu", help="device for the classifier (default cpu)")
+    parser.add_argument("--memorisation", action="store_true", help="the data-copying test C_T instead of the metrics")
+    parser.add_argument("--space", choices=["pixel", "features"], help="--memorisation: one space (default both)")
     args = parser.parse_args(argv)
+    if args.space and not args.memorisation:
+        parser.error("--space applies to --memorisation")
+    if args.memorisation:
+        return memorisation_main(args)
     try:
         device = get_device(args.device)
         images, labels = load_samples(args.samples, args.labels_key or "labels", require_labels=args.labels_key is not None)
@@ -242,6 +253,32 @@ def main(argv: list[str] | None = None) -> int:
             if name in result:
                 extra = f"   {floor[1][name][0]:.4f}" if floor and name in floor[1] else ""
                 print(f"  {name:<15} {result[name]:8.4f}{extra}")
+    return 0
+
+
+def memorisation_main(args: argparse.Namespace) -> int:
+    """``--memorisation``: C_T of the samples file against mnist5k's train split, in each space."""
+    from course_lib.data.common import pad_28_to_32
+    from course_lib.responsible.memorisation import SPACES, memorisation_report
+
+    try:
+        images, _ = load_samples(args.samples)
+        if len(images) < MIN_SAMPLES:
+            raise ValueError(f"{args.samples} holds {len(images)} samples: the data-copying test needs at least "
+                             f"{MIN_SAMPLES} (10 cells of the partition, 10 samples in each that counts)")
+        if images.shape[-1] == 28:
+            images = pad_28_to_32(images)
+        result = memorisation_report(images, (args.space,) if args.space else SPACES)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.samples}: {len(images)} samples, data-copying test against mnist5k train (C_T < -3: copying)")
+        for space in (args.space,) if args.space else SPACES:
+            print(f"  C_T {space:<9} {result[f'ct_{space}']:8.2f}   over {result[f'cells_{space}']} cells"
+                  f"{'   COPYING' if result[f'copying_{space}'] else ''}")
     return 0
 
 

@@ -7,8 +7,9 @@ Each run is ``course_lib.train.train`` with the settings below (fixed seeds and 
 threads, so a rerun on the same PyTorch gives the same weights up to thread-order rounding), into
 ``checkpoints/<name>/``. The resumable ``checkpoint.pt`` is deleted afterwards: the directory keeps
 what ``python -m course_lib.sample`` needs (``generator.safetensors``, at most a few MB) and the
-run's ``samples.png``, ``metrics.json`` and ``config.json``. The script prints every run's metrics
-and time, the figures the README's table quotes.
+run's ``samples.png``, ``metrics.json`` and ``config.json``, and a ``MODEL_CARD.md`` written afterwards by
+``scripts/write_model_cards.py``. The script prints every run's metrics and time, the figures the README's
+table quotes.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ SHIPPED = {
     # lesson 11's AdaIN decoder, its defaults (a width-16 random encoder up to relu2_1, batch 16, Adam at 1e-3,
     # lambda_style 1) for 1,500 steps: under 10 minutes of a busy 2-core CPU
     "adain": {"model": "adain", "steps": 1500},
+    # lesson 12's learned watermark (HiDDeN-style, 32 bits at a 38 dB budget): its defaults, 4,000 steps
+    "watermark": {"model": "watermark", "steps": 4000},
 }
 
 
@@ -91,6 +94,9 @@ def main() -> int:
             shutil.move(str(Path(tmp) / name), target)
         print(f"{name}: {time.perf_counter() - start:.0f} s, {size / 1e6:.2f} MB")
         print(json.dumps(result, indent=2))
+    import write_model_cards  # scripts/ is on the path of a script run from it
+
+    write_model_cards.main([])  # the retrained folders' cards (MODEL_CARD.md) from their new config and metrics
     return 1 if failed else 0
 
 

@@ -34,12 +34,14 @@ TINY: dict[str, dict] = {  # the smallest settings of each model: CPU seconds pe
     "stylegan": {"base_channels": 4, "max_channels": 8, "w_dim": 8, "z_dim": 8, "batch_size": 4, "r1_every": 2},
     "encoder": {"base_channels": 8, "batch_size": 4, "distance": "pixel"},  # into the shipped StyleGAN
     "adain": {"base_channels": 8, "batch_size": 4, "patches": 16, "encoder_layer": "relu2_1"},
+    "watermark": {"base_channels": 16, "batch_size": 16, "n_bits": 4, "psnr": 20.0},  # a strong mark: learnt in 40 steps
 }
 FITS = {  # the logged loss that falls when a run sees one batch over and over
     "dcgan": "d_loss", "cgan": "d_loss", "wgan_gp": "d_loss", "stylegan": "d_loss",  # D memorises the real batch
     "vae": "loss", "cvae": "loss",                                                   # -ELBO of the batch
     "pix2pix": "g_l1", "cyclegan": "cycle", "encoder": "real_rec",                   # the reconstruction terms
     "adain": "loss",                                                                 # Huang & Belongie's decoder loss
+    "watermark": "loss",                                                             # the bits' BCE
 }
 MODELS = list(train.FAMILIES)
 
@@ -133,7 +135,7 @@ def test_a_run_overfits_one_batch(model, monkeypatch):
         return first[id(batches)]
 
     monkeypatch.setattr(ShuffledBatches, "__next__", same_batch)
-    lr = ({"lr_vae": 3e-3} if model in ("vae", "cvae") else {"lr": 3e-3} if model in ("encoder", "adain")
+    lr = ({"lr_vae": 3e-3} if model in ("vae", "cvae") else {"lr": 3e-3} if model in ("encoder", "adain", "watermark")
           else {"lr_g": 2e-3, "lr_d": 2e-3})
     run = train.build_run(tiny(model, **lr))
     losses = [logs[FITS[model]] for logs in steps(run, 40)]

@@ -1,0 +1,17 @@
+"""Responsible generation (lesson 12): detecting generated images, watermarking them, memorisation, bias.
+
+- ``spectrum``: the log power spectrum and its radial average; the up-sampling fingerprint;
+- ``attacks``: JPEG, blur, resizing, noise and cropping, deterministic, and the ``STANDARD`` settings;
+- ``detectors``: a logistic regression on the log spectrum and a small CNN, trained on real images
+  against one generator's samples (with Wang et al.'s blur/JPEG augmentation), scored by AP and accuracy;
+- ``watermarks``: LSB and DCT marks keyed by an integer, and the binomial test that decides;
+- ``learned_watermark``: a HiDDeN-style encoder/decoder, a family of ``python -m course_lib.train watermark``;
+- ``memorisation``: Meehan et al.'s data-copying test C_T, in pixel or classifier-feature space;
+- ``bias``: class shares of samples against the training data, a minority class, truncation;
+- ``images``: the ``.npz`` files (uint8 NHWC ``arr_0``) that ``python -m course_lib.watermark`` and ``detect`` read.
+
+Importing the package has no side effects; it re-exports the watermark family's names for ``course_lib.train``.
+"""
+
+from course_lib.responsible.learned_watermark import (HiDDeN, HiDDeNConfig, WatermarkTrainConfig, build_run,
+                                                      build_sampler, default_config, sample_arrays)
