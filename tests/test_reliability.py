@@ -36,6 +36,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--base-channels", "8", "--batch-size", "16", "--eval-samples", "0"]
 
 
+@pytest.fixture(autouse=True)
+def interruptible():
+    """Ctrl-C as in a terminal: a suite started in the background (``make test &``) inherits SIGINT ignored, which
+    ``train`` rightly keeps ignored; these tests are about a run that can be interrupted."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def default_sigint() -> None:  # for child processes: SIGINT as in a terminal, whatever the suite inherited
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_train(out, *extra, model="dcgan"):
     return train.main([model, "--out", str(out), *TINY, *extra])
 
@@ -276,7 +289,8 @@ def test_ctrl_c_on_a_real_process_prints_one_line_and_exits_130(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "course_lib.train", "dcgan", "--out", str(out), *TINY, "--steps", "100000",
                "--checkpoint-every", "1"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + 120
         while not (out / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:

@@ -286,7 +286,8 @@ HINTS = {
              "code: (B, num_ws, w_dim).",
              "Add an axis of length 1 in the middle with unsqueeze, then stretch it to num_ws without copying memory.",
              "Tensor.expand takes -1 for the axes that keep their size."),
-    "10.2": ("Write t = step / steps first; both ramps are functions of t alone.",
+    "10.2": ("Start from the fraction of the run already done (the step over the number of steps; call it t): "
+             "both ramps depend on t alone.",
              "The ramp-up is a straight line from 0 that reaches 1 at t = rampup and stays there (a min with 1). The "
              "ramp-down starts from (1 - t) / rampdown, also capped at 1.",
              "Pass the capped ramp-down value r through half a cosine, 0.5 - 0.5 cos(pi r), then multiply lr by both ramps."),
