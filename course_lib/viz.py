@@ -8,6 +8,7 @@ plain script, progress is printed as text and the plot is drawn once, at the end
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Iterable
 import matplotlib.pyplot as plt
 import torch
 from torchvision.utils import make_grid
+from tqdm.std import tqdm as tqdm_std
 
 from course_lib.checkpoint import atomic_write
 
@@ -39,18 +41,32 @@ def is_headless() -> bool:
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None, **kwargs):
     """A ``tqdm`` progress bar: a widget in a live notebook, sparse text when headless.
 
-    Outside a notebook the text goes to stderr, so a command's results on stdout stay clean
-    (``python -m course_lib.train ... > metrics.json``); an executed notebook keeps it in its output.
+    Outside a notebook the text goes to stderr every 15 s, so a command's results on stdout stay clean
+    (``python -m course_lib.train ... > metrics.json``); a notebook executed headless keeps one line per
+    bar in its output, the final one (steps, time, rate and the last logged values).
     """
+    if is_headless() and in_notebook():
+        return _FinalLine(iterable, total=total, desc=desc, file=io.StringIO(), ascii=True, **kwargs)
     if is_headless():
         from tqdm.std import tqdm
 
         kwargs.setdefault("mininterval", 15.0)
-        kwargs.setdefault("file", sys.stdout if in_notebook() else sys.stderr)
+        kwargs.setdefault("file", sys.stderr)
         kwargs.setdefault("ascii", True)
     else:
         from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, **kwargs)
+
+
+class _FinalLine(tqdm_std):
+    """A text bar that draws into a buffer and prints only its final state, once, when it closes."""
+
+    def close(self) -> None:
+        if self.disable:
+            return
+        final = str(self)
+        super().close()
+        print(final, flush=True)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

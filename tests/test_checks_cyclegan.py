@@ -16,6 +16,8 @@ from torch import nn
 
 from course_lib import cyclegan
 from course_lib.checks import MIME, CheckResult, lesson08
+from course_lib.checks.lesson08 import losses as losses08, overlap as overlap08, pool as pool08
+from course_lib.checks.lesson08 import references as references08
 
 
 def stub(*args, **kwargs):
@@ -187,8 +189,8 @@ def _pool_statistics(pool, steps=1000, batch=8, seed=0):
     for _ in range(steps):
         ids = list(range(next_id, next_id + batch))
         next_id += batch
-        out = pool.query(lesson08._tagged(ids), g)
-        for new, got in zip(ids, lesson08._image_ids(out)):
+        out = pool.query(pool08._tagged(ids), g)
+        for new, got in zip(ids, pool08._image_ids(out)):
             if new > pool.capacity:
                 after_full += 1
                 if got != new:
@@ -215,7 +217,7 @@ def test_reference_overlap_counts_make_the_up_stage_checkerboard():
     counts = lesson08.reference_transposed_conv_overlap(4, 3, 2, 1, 1)
     assert counts.tolist() == [1, 2, 1, 2, 1, 2, 1, 1]
     assert torch.equal(counts_2d, torch.outer(counts, counts).float())
-    for case in lesson08.OVERLAP_CASES:
+    for case in overlap08.OVERLAP_CASES:
         assert torch.equal(lesson08.reference_transposed_conv_overlap(*case), solution_transposed_conv_overlap(*case))
 
 
@@ -228,18 +230,18 @@ def _distinct(values, ref):
 
 
 def test_loss_candidates_are_pairwise_distinct():
-    G_AB, G_BA = lesson08.Affine(0.5, 0.3), lesson08.Affine(1.5, -0.6)
-    x_a, x_b = lesson08._images(0, (3, 1, 4, 4)), lesson08._images(1, (3, 1, 4, 4), -1.0, 0.6)
+    G_AB, G_BA = references08.Affine(0.5, 0.3), references08.Affine(1.5, -0.6)
+    x_a, x_b = references08.random_images(0, (3, 1, 4, 4)), references08.random_images(1, (3, 1, 4, 4), -1.0, 0.6)
     with torch.no_grad():
-        _distinct([v for v, _ in lesson08.cycle_candidates(G_AB, G_BA, x_a, x_b)],
+        _distinct([v for v, _ in losses08.cycle_candidates(G_AB, G_BA, x_a, x_b)],
                   lesson08.reference_cycle_loss(G_AB, G_BA, x_a, x_b))
-        _distinct([v for v, _ in lesson08.identity_candidates(G_AB, G_BA, x_a, x_b)],
+        _distinct([v for v, _ in losses08.identity_candidates(G_AB, G_BA, x_a, x_b)],
                   lesson08.reference_identity_loss(G_AB, G_BA, x_a, x_b))
     g = torch.Generator().manual_seed(0)
     real = 0.7 + 0.5 * torch.randn(4, 1, 3, 3, generator=g)
     fake = 0.2 + 0.5 * torch.randn(4, 1, 3, 3, generator=g)
-    _distinct([v for v, _ in lesson08.lsgan_d_candidates(real, fake)], lesson08.reference_lsgan_d_loss(real, fake))
-    _distinct([v for v, _ in lesson08.lsgan_g_candidates(fake)], lesson08.reference_lsgan_g_loss(fake))
+    _distinct([v for v, _ in losses08.lsgan_d_candidates(real, fake)], lesson08.reference_lsgan_d_loss(real, fake))
+    _distinct([v for v, _ in losses08.lsgan_g_candidates(fake)], lesson08.reference_lsgan_g_loss(fake))
 
 
 # ==============================================================================================

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from course_lib import image_quality, pix2pix
 from course_lib.checks import MIME, CheckResult, lesson07
+from course_lib.checks.lesson07 import architecture as architecture07
 
 
 def stub(*args, **kwargs):
@@ -168,7 +169,7 @@ def test_reference_geometry_equals_the_library_and_the_real_discriminator(d_laye
     D = pix2pix.PatchDiscriminator(4, base_channels=2, d_layers=d_layers)
     assert D.receptive_field == lesson07.reference_receptive_field(layers)
     for size in (32, 64, 100, 256):
-        if not lesson07._fits(size, layers):                # e.g. 32x32 shrinks to nothing with d_layers = 4
+        if not architecture07._fits(size, layers):                # e.g. 32x32 shrinks to nothing with d_layers = 4
             with pytest.raises(ValueError, match="too small"):
                 pix2pix.patch_output_size(size, d_layers)
             continue

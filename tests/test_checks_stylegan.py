@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import losses, stylegan
-from course_lib.checks import MIME, lesson09
+from course_lib.checks import MIME, close, lesson09
+from course_lib.checks.lesson09 import styles as style_checks, training as training_checks
 
 
 def stub(*args, **kwargs):
@@ -212,7 +213,7 @@ def test_reference_r1_equals_the_library_on_a_stylegan_discriminator():
 
 
 def test_r1_of_a_linear_discriminator_is_the_squared_norm_of_its_weight():
-    D = lesson09.LinearD()
+    D = training_checks.LinearD()
     x = torch.randn(5, 1, 4, 4)
     assert torch.allclose(lesson09.reference_r1_penalty(D, x), D.w.detach().pow(2).sum())
     assert torch.allclose(losses.r1_penalty(D, x), D.w.detach().pow(2).sum())
@@ -232,17 +233,17 @@ def test_demodulated_weights_give_unit_variance_outputs():
 
 def test_eps_placement_matters_in_the_edge_cases():
     """The edge cases are built so that eps inside or outside the square root gives clearly different numbers."""
-    x, scale, bias = lesson09._adain_case("tiny")
-    inside, outside = lesson09._normalise(x, (2, 3)), lesson09._normalise(x, (2, 3), inside=False)
+    x, scale, bias = style_checks._adain_case("tiny")
+    inside, outside = style_checks._normalise(x, (2, 3)), style_checks._normalise(x, (2, 3), inside=False)
     ratio = (outside[1, 2].abs().mean() / inside[1, 2].abs().mean()).item()
     assert 8 < ratio < 12
     assert torch.allclose(inside[:1], outside[:1], atol=1e-5)      # ordinary maps: the same
-    weight, styles = lesson09._modulate_case("tiny")
+    weight, styles = style_checks._modulate_case("tiny")
     w = weight[None] * styles[:, None, :, None, None]
-    ratio = (lesson09._demodulated(w, (2, 3, 4), inside=False)[2].abs().mean()
-             / lesson09._demodulated(w, (2, 3, 4))[2].abs().mean()).item()
+    ratio = (style_checks._demodulated(w, (2, 3, 4), inside=False)[2].abs().mean()
+             / style_checks._demodulated(w, (2, 3, 4))[2].abs().mean()).item()
     assert ratio > 10
-    x = lesson09._mbstd_case(8, collapsed=True)
+    x = training_checks._mbstd_case(8, collapsed=True)
     assert torch.allclose(lesson09.reference_minibatch_std(x, 4)[0::2, -1], torch.full((4, 2, 3), 1e-4), rtol=1e-3)
 
 
@@ -250,31 +251,31 @@ def test_eps_placement_matters_in_the_edge_cases():
 
 def _assert_distinct(candidates, ref, rtol=1e-4, atol=1e-6):
     """Candidates that differ from the reference differ from each other (unless they share their message)."""
-    live = [(v, m) for v, m in candidates if not lesson09.close(v, ref, rtol, atol)]
+    live = [(v, m) for v, m in candidates if not close(v, ref, rtol, atol)]
     for (a, ma), (b, mb) in itertools.combinations(live, 2):
-        assert ma == mb or not lesson09.close(a, b, rtol, atol), (ma, mb)
+        assert ma == mb or not close(a, b, rtol, atol), (ma, mb)
 
 
 def test_candidates_are_pairwise_distinct():
-    x, scale, bias = lesson09._adain_case("tiny")
-    _assert_distinct(lesson09.adain_candidates(x, scale, bias), lesson09.reference_adain(x, scale, bias), atol=1e-5)
-    weight, styles = lesson09._modulate_case("tiny")
-    _assert_distinct(lesson09.modulate_candidates(weight, styles), lesson09.reference_modulate(weight, styles))
+    x, scale, bias = style_checks._adain_case("tiny")
+    _assert_distinct(style_checks.adain_candidates(x, scale, bias), lesson09.reference_adain(x, scale, bias), atol=1e-5)
+    weight, styles = style_checks._modulate_case("tiny")
+    _assert_distinct(style_checks.modulate_candidates(weight, styles), lesson09.reference_modulate(weight, styles))
     g = torch.Generator().manual_seed(3)
     w_avg = 0.8 + 0.3 * torch.randn(6, generator=g)
     w = w_avg + torch.randn(4, 6, generator=g)
-    _assert_distinct(lesson09.truncate_candidates(w, w_avg, 0.7), lesson09.reference_truncate(w, w_avg, 0.7))
-    x = lesson09._mbstd_case(8, collapsed=True)
-    _assert_distinct(lesson09.minibatch_std_candidates(x, 4), lesson09.reference_minibatch_std(x, 4)[:, -1, 0, 0])
-    D, (x_real, x_fake) = lesson09.SmallD(), lesson09._r1_batches()
+    _assert_distinct(style_checks.truncate_candidates(w, w_avg, 0.7), lesson09.reference_truncate(w, w_avg, 0.7))
+    x = training_checks._mbstd_case(8, collapsed=True)
+    _assert_distinct(training_checks.minibatch_std_candidates(x, 4), lesson09.reference_minibatch_std(x, 4)[:, -1, 0, 0])
+    D, (x_real, x_fake) = training_checks.SmallD(), training_checks._r1_batches()
     r1 = lesson09.reference_r1_penalty(D, x_real).detach()
-    candidates = lesson09.r1_candidates(D, x_real, x_fake)
+    candidates = training_checks.r1_candidates(D, x_real, x_fake)
     _assert_distinct(candidates, r1, rtol=1e-3, atol=1e-5)
-    assert all(not lesson09.close(v, r1, rtol=1e-2) for v, _ in candidates)   # every one is decisive here
+    assert all(not close(v, r1, rtol=1e-2) for v, _ in candidates)   # every one is decisive here
 
 
 def test_r1_differs_clearly_on_real_and_fake_images():
-    D, (x_real, x_fake) = lesson09.SmallD(), lesson09._r1_batches()
+    D, (x_real, x_fake) = training_checks.SmallD(), training_checks._r1_batches()
     real, fake = lesson09.reference_r1_penalty(D, x_real).item(), lesson09.reference_r1_penalty(D, x_fake).item()
     assert abs(real - fake) > 0.2 * max(real, fake), (real, fake)
     assert 0.1 < real < 20                                          # large enough to read next to the adversarial part

@@ -89,7 +89,7 @@ def test_the_wheel_holds_every_module_and_asset(wheel):
     missing = sorted(package_files() - names)
     assert not missing, (f"the wheel misses {missing}: add them to [tool.setuptools.packages.find] or "
                          "[tool.setuptools.package-data] in pyproject.toml")
-    assert "course_lib/assets/digit_classifier.safetensors" in names and "course_lib/checks/lesson09.py" in names
+    assert "course_lib/assets/digit_classifier.safetensors" in names and "course_lib/checks/lesson09/__init__.py" in names
 
 
 CHECK = """

@@ -1,6 +1,6 @@
 """The machinery behind graded checks: results a learner can read, and that the grader can collect.
 
-A lesson's checks live in ``course_lib/checks/lessonNN.py``. Each is a function decorated with
+A lesson's checks live in the module ``course_lib.checks.lessonNN`` (a package when long). Each is decorated with
 ``@exercise(id, title)`` that receives the learner's function, calls it on seeded and edge cases
 through ``call``, compares with the reference implementation, and raises ``Mistake`` with a
 message in a learner's words when something is off. The decorator turns the outcome into a
