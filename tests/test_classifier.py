@@ -1,4 +1,5 @@
-"""course_lib.classifier: shapes, the 32 -> 28 centre crop, the checksum, the shipped accuracy, batching."""
+"""course_lib.classifier (and the second network, course_lib.mlp_classifier): shapes, the 32 -> 28 centre crop,
+the checksum, the shipped accuracy, batching."""
 
 import dataclasses
 import shutil
@@ -12,6 +13,7 @@ from course_lib.checkpoint import CheckpointError, load_weights
 from course_lib.classifier import (WEIGHTS_PATH, ClassifierConfig, DigitClassifier, classify,
                                    file_sha256, load_classifier)
 from course_lib.data import mnist5k
+from course_lib.mlp_classifier import MLP_WEIGHTS_PATH, DigitMLP, MLPConfig, load_digit_mlp
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,25 @@ def test_classify_edge_cases():
         classify(model, torch.zeros(2, 1, 28, 28), batch_size=0)
     with pytest.raises(ValueError, match="images must have shape"):
         classify(model, torch.zeros(2, 1, 16, 16))
+
+
+# The second feature network (lesson 03: FD depends on its features) ---------------------------
+
+def test_the_mlp_loads_with_its_checksum_and_reads_the_test_digits(test_set):
+    mlp = load_digit_mlp()
+    assert isinstance(mlp, DigitMLP) and not mlp.training and mlp.cfg == MLPConfig()
+    logits, features = classify(mlp, test_set.x)
+    assert logits.shape == (len(test_set), 10) and features.shape == (len(test_set), 64) and (features >= 0).all()
+    assert (logits.argmax(1) == test_set.labels).float().mean() >= 0.95
+    assert torch.equal(mlp.features(test_set.x[:8]), mlp.features(test_set.x[:8, :, 2:30, 2:30]))  # 32 = crop of 28
+
+
+def test_the_mlp_rejects_a_changed_file_and_bad_images(tmp_path):
+    changed = tmp_path / "digit_mlp.safetensors"
+    changed.write_bytes(MLP_WEIGHTS_PATH.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(CheckpointError, match="corrupt or was changed"):
+        load_digit_mlp(path=changed)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_digit_mlp(path=tmp_path / "nothing.safetensors")
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
+        DigitMLP()(torch.zeros(2, 1, 30, 30))
