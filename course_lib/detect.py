@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from course_lib.checkpoint import CheckpointError, describe_os_error, load_weights, save_weights
+from course_lib.data import mnist5k
 from course_lib.responsible import attacks, detectors
 from course_lib.responsible.images import InputError, read_images
 
@@ -38,8 +39,6 @@ FORMAT = "course-detector-1"
 def read_set(source: str, flag: str, split: str) -> torch.Tensor:
     """Images (N, C, S, S) in [-1, 1] of an ``.npz``, or mnist5k's ``split`` for the word ``mnist5k``."""
     if source == "mnist5k":
-        from course_lib.data import mnist5k
-
         return mnist5k(split).x
     x, _ = read_images(source, flag)
     if x.shape[2] != x.shape[3]:

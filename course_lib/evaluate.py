@@ -43,7 +43,9 @@ from course_lib import metrics
 from course_lib.checkpoint import CheckpointError, describe_os_error
 from course_lib.classifier import WEIGHTS_SHA256, classify, load_classifier
 from course_lib.data import mnist5k
+from course_lib.data.common import pad_28_to_32
 from course_lib.device import get_device
+from course_lib.responsible.memorisation import SPACES, memorisation_report
 
 METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
 NUM_CLASSES = 10  # the digit classifier's classes: labels are 0..9
@@ -258,9 +260,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def memorisation_main(args: argparse.Namespace) -> int:
     """``--memorisation``: C_T of the samples file against mnist5k's train split, in each space."""
-    from course_lib.data.common import pad_28_to_32
-    from course_lib.responsible.memorisation import SPACES, memorisation_report
-
     try:
         images, _ = load_samples(args.samples)
         if len(images) < MIN_SAMPLES:

@@ -13,7 +13,7 @@ MODEL is one of the names of ``FAMILIES``: ``dcgan``, ``cgan`` and ``wgan_gp`` (
 ``vae`` and ``cvae`` (``course_lib.vae``), ``pix2pix`` (``course_lib.pix2pix``), ``cyclegan``
 (``course_lib.cyclegan``), ``stylegan`` (``course_lib.stylegan``), ``encoder`` (``course_lib.editing``:
 an encoder into a trained StyleGAN's W+, lesson 10), ``adain`` (``course_lib.style_transfer``: AdaIN's
-decoder, lesson 11) and ``watermark`` (``course_lib.responsible``: a learned watermark, lesson 12). Each
+decoder, lesson 11) and ``watermark`` (``course_lib.responsible.learned_watermark``, lesson 12). Each
 name has its own options:
 the settings of its family's config (``GANTrainConfig``, ``VAETrainConfig``, ...), with the
 recommended values of ``default_config(MODEL)`` as defaults and the comments of the config as help;
@@ -54,7 +54,8 @@ from typing import Any
 
 import torch
 
-from course_lib import cyclegan, editing, gan, pix2pix, responsible, style_transfer, stylegan, vae
+from course_lib import cyclegan, editing, gan, pix2pix, style_transfer, stylegan, vae
+from course_lib.responsible import learned_watermark
 from course_lib.checkpoint import CheckpointError, DiskFullError, describe_os_error
 from course_lib.data import DatasetUnavailableError
 from course_lib.run import Run, RunConfig, distributed, train_run
@@ -70,7 +71,7 @@ FAMILIES: dict[str, types.ModuleType] = {  # model name (the command's MODEL) ->
     "stylegan": stylegan,                         # lesson 09
     "encoder": editing,                           # lesson 10 (an encoder into a trained StyleGAN's W+)
     "adain": style_transfer,                      # lesson 11 (AdaIN's decoder for style transfer)
-    "watermark": responsible,                     # lesson 12 (a learned watermark: HiDDeN's encoder and decoder)
+    "watermark": learned_watermark,               # lesson 12 (a learned watermark: HiDDeN's encoder and decoder)
 }
 MODELS = tuple(FAMILIES)  # the model names, in the order of the lessons
 RUN_FLAGS = ("out", "device", "resume", "force")  # the command's own flags; every other flag is a setting

@@ -31,6 +31,7 @@ from course_lib.checkpoint import CheckpointError, describe_os_error
 from course_lib.responsible import watermarks
 from course_lib.responsible.images import InputError, read_images, write_images
 from course_lib.responsible.learned_watermark import HiDDeN
+from course_lib.sample import load_generator
 
 METHODS = ("dct", "lsb", "learned")
 
@@ -50,8 +51,6 @@ def load_model(model_dir: Path | None, method: str) -> HiDDeN | None:
         return None
     if model_dir is None:
         raise InputError("--method learned needs --model DIR, a run of python -m course_lib.train watermark")
-    from course_lib.sample import load_generator
-
     try:
         model, config = load_generator(model_dir)
     except (CheckpointError, OSError) as err:

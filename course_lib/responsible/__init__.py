@@ -10,8 +10,6 @@
 - ``bias``: class shares of samples against the training data, a minority class, truncation;
 - ``images``: the ``.npz`` files (uint8 NHWC ``arr_0``) that ``python -m course_lib.watermark`` and ``detect`` read.
 
-Importing the package has no side effects; it re-exports the watermark family's names for ``course_lib.train``.
+Importing the package imports none of them and has no side effects; ``course_lib.train``'s family for the learned
+watermark is the module ``learned_watermark`` itself.
 """
-
-from course_lib.responsible.learned_watermark import (HiDDeN, HiDDeNConfig, WatermarkTrainConfig, build_run,
-                                                      build_sampler, default_config, sample_arrays)

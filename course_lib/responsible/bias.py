@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib.classifier import classify, load_classifier
+from course_lib.run.sampling import generate
+
 NUM_CLASSES = 10
 
 
@@ -25,8 +28,6 @@ def class_shares(labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.
 
 def predicted_shares(images: torch.Tensor, classifier: nn.Module | None = None) -> torch.Tensor:
     """The share (10,) of each digit among images (N, 1, 32 or 28, 32 or 28) in [-1, 1], as the classifier reads them."""
-    from course_lib.classifier import classify, load_classifier
-
     logits, _ = classify(classifier or load_classifier(), images)
     return class_shares(logits.argmax(1))
 
@@ -60,6 +61,4 @@ def share_report(sample_shares: torch.Tensor, train_shares: torch.Tensor, minori
 def shares_under_truncation(G: nn.Module, psis: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4), n: int = 1000,
                             seed: int = 0, classifier: nn.Module | None = None) -> dict[float, torch.Tensor]:
     """The class shares (10,) of n samples of a StyleGAN at each truncation psi (the same z for every psi)."""
-    from course_lib.run.sampling import generate
-
     return {psi: predicted_shares(generate(G, n, seed, truncation_psi=psi)[0], classifier) for psi in psis}

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from course_lib.classifier import classify, load_classifier
+from course_lib.data import mnist5k
 from course_lib.responsible.spectrum import check_images
 
 SPACES = ("pixel", "features")
@@ -104,8 +106,6 @@ def features_of(images: torch.Tensor, space: str, classifier: torch.nn.Module | 
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if space == "pixel":
         return images.flatten(1).float()
-    from course_lib.classifier import classify, load_classifier
-
     _, features = classify(classifier or load_classifier(), images)
     return features
 
@@ -127,8 +127,6 @@ def memorisation_report(samples: torch.Tensor, spaces: tuple[str, ...] = SPACES,
         For each space: ``ct_<space>`` (C_T), ``cells_<space>`` (cells with enough samples and test digits)
         and ``copying_<space>`` (C_T < -3).
     """
-    from course_lib.data import mnist5k
-
     train, test = mnist5k("train").x, mnist5k("test").x
     report: dict[str, float | int | bool] = {}
     for space in spaces:
