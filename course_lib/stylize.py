@@ -33,6 +33,8 @@ import torch
 
 from course_lib.checkpoint import CheckpointError
 from course_lib.device import get_device
+from course_lib.run.files import shipped_checkpoint
+from course_lib.sample import load_generator
 from course_lib.style_transfer.features import FEATURES, FeatureNet, build_features
 from course_lib.style_transfer.gatys import OPTIMIZERS, GatysConfig, stylize
 from course_lib.style_transfer.images import (FORMATS, ImageError, load_image, rgb_to_yiq, save_image, to_channels,
@@ -171,9 +173,6 @@ def run_gatys(args: argparse.Namespace, content: torch.Tensor | None, style: tor
 
 
 def load_decoder(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
-    from course_lib.run.files import shipped_checkpoint
-    from course_lib.sample import load_generator
-
     train_hint = ("train one with `python -m course_lib.train adain --out DIR` (or `python "
                   "scripts/train_checkpoints.py adain` for the shipped one) and pass --decoder DIR")
     if args.decoder is None:

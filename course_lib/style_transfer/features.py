@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.classifier import load_classifier
+
 FEATURES = ("multiscale", "random", "classifier", "vgg19")  # the names build_features knows
 # VGG-19's convolution widths per block (Simonyan & Zisserman 2015, configuration E); a pool ends each block.
 VGG19_BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
@@ -284,8 +286,6 @@ class ClassifierFeatures(FeatureNet):
 
     def __init__(self, classifier: nn.Module | None = None) -> None:
         super().__init__()
-        from course_lib.classifier import load_classifier
-
         classifier = classifier or load_classifier()
         self.stages = classifier.stages
         self.layers = tuple(f"stage{i}" for i in range(1, len(self.stages) + 1))

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib.checkpoint import atomic_write
+
 # NTSC YIQ, rows Y, I, Q, applied to RGB in [0, 1]; Y is the luminance (the weights of the ITU-R BT.601 luma).
 RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
                            [0.595716, -0.274453, -0.321263],
@@ -62,8 +64,6 @@ def load_image(path: str | Path, size: int | None = None, grey: bool | None = No
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write a (1, C, H, W) or (C, H, W) image in [-1, 1] as PNG or JPEG (by the suffix), atomically."""
     from PIL import Image
-
-    from course_lib.checkpoint import atomic_write
 
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
