@@ -178,7 +178,7 @@ def check_file(path: Path, lesson_values: dict[str, dict[str, Any]]) -> list[str
 
 def render_file(path: Path, lesson_values: dict[str, dict[str, Any]]) -> bool:
     """Rewrite the marked numbers of a notebook or markdown file; True when something changed."""
-    from course_lib.checkpoint import atomic_write
+    from course_lib.checkpoint import atomic_write  # here, not at the top: it imports torch (seconds)
 
     if path.suffix == ".ipynb":
         nb = _read_notebook(path)

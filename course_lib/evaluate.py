@@ -18,7 +18,7 @@ explicitly must be in the file. Results go to stdout, warnings and errors to std
 
 ``--memorisation`` runs Meehan et al.'s data-copying test instead: C_T of the samples against the
 ``mnist5k`` train split, calibrated by its test split, in pixel space and in the classifier's feature
-space (or the one ``--space`` names); C_T < -3 flags copying (``course_lib.responsible.memorisation``).
+space (or the one ``--space`` names); C_T < -3 flags copying (``course_lib.memorisation``).
 
 A VAE is also scored differently, by -ELBO and the importance-weighted bound on the test images
 in nats: ``course_lib.vae.evaluate_likelihood`` (what ``python -m course_lib.train vae`` writes
@@ -45,7 +45,7 @@ from course_lib.classifier import WEIGHTS_SHA256, classify, load_classifier
 from course_lib.data import mnist5k
 from course_lib.data.common import pad_28_to_32
 from course_lib.device import get_device
-from course_lib.responsible.memorisation import SPACES, memorisation_report
+from course_lib.memorisation import SPACES, memorisation_report
 
 METRIC_NAMES = ("fd", "kid_mean", "kid_std", "precision", "recall", "is", "class_accuracy", "modes")
 NUM_CLASSES = 10  # the digit classifier's classes: labels are 0..9

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a read-only exercises folder
-        from course_lib.checkpoint import describe_os_error
+        from course_lib.checkpoint import describe_os_error  # here, not at the top: it imports torch (seconds)
 
         print(f"error: {describe_os_error(err)}", file=sys.stderr)
         return 1

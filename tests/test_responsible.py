@@ -17,7 +17,8 @@ import torch
 from course_lib import detect, evaluate, train, watermark
 from course_lib.data import mnist5k
 from course_lib.image_quality import psnr
-from course_lib.responsible import attacks, bias, detectors, memorisation, spectrum, watermarks
+from course_lib import memorisation
+from course_lib.responsible import attacks, bias, detectors, spectrum, watermarks
 from course_lib.responsible.attacks import to_uint8
 
 

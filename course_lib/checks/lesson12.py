@@ -168,7 +168,7 @@ def check_threshold(detection_threshold) -> None:
 # ----------------------------------------------------------------------------------------------
 
 @exercise("12.3", "Mann-Whitney's z of the data-copying test",
-          forbid=("course_lib.responsible.memorisation.mann_whitney_z",))
+          forbid=("course_lib.memorisation.mann_whitney_z",))
 @own_rng
 def check_z_u(z_u) -> None:
     g = torch.Generator().manual_seed(case_seed(1))
@@ -205,7 +205,7 @@ def check_z_u(z_u) -> None:
 # 12.4 C_T from the cells
 # ----------------------------------------------------------------------------------------------
 
-@exercise("12.4", "C_T: the cells' z averaged", forbid=("course_lib.responsible.memorisation.data_copying",))
+@exercise("12.4", "C_T: the cells' z averaged", forbid=("course_lib.memorisation.data_copying",))
 def check_c_t(c_t) -> None:
     z = [-2.0, 1.0, 4.0, 0.5, -6.0]
     samples_per_cell = [30, 12, 5, 40, 25]          # cell 2 has too few samples

@@ -1,4 +1,4 @@
-"""Responsible generation (lesson 12): detecting generated images, watermarking them, memorisation, bias.
+"""Responsible generation (lesson 12): detecting generated images, watermarking them, bias.
 
 - ``spectrum``: the log power spectrum and its radial average; the up-sampling fingerprint;
 - ``attacks``: JPEG, blur, resizing, noise and cropping, deterministic, and the ``STANDARD`` settings;
@@ -6,7 +6,7 @@
   against one generator's samples (with Wang et al.'s blur/JPEG augmentation), scored by AP and accuracy;
 - ``watermarks``: LSB and DCT marks keyed by an integer, and the binomial test that decides;
 - ``learned_watermark``: a HiDDeN-style encoder/decoder, a family of ``python -m course_lib.train watermark``;
-- ``memorisation``: Meehan et al.'s data-copying test C_T, in pixel or classifier-feature space;
+- (the data-copying test C_T is a metric of the shared layer: ``course_lib.memorisation``);
 - ``bias``: class shares of samples against the training data, a minority class, truncation;
 - ``images``: the ``.npz`` files (uint8 NHWC ``arr_0``) that ``python -m course_lib.watermark`` and ``detect`` read.
 

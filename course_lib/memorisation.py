@@ -14,6 +14,9 @@ the cells with enough of both, weighted by the cell's share of test images. C_T 
 (Meehan et al. flag C_T < -3); near 0: samples as far from the training set as new data; >> 0:
 samples farther than real data (underfitting). The distances are taken in pixel space or in the
 course classifier's feature space, where a copy shifted by a pixel still looks like a copy.
+
+A metric of the shared layer (``python -m course_lib.evaluate --memorisation`` runs it on a samples file); lesson 12
+calibrates it with deliberately memorising models.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import torch
 
 from course_lib.classifier import classify, load_classifier
 from course_lib.data import mnist5k
-from course_lib.responsible.spectrum import check_images
 
 SPACES = ("pixel", "features")
 MIN_PER_CELL = 10   # a cell counts only with at least this many samples and test images
@@ -101,7 +103,9 @@ def data_copying(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor,
 
 def features_of(images: torch.Tensor, space: str, classifier: torch.nn.Module | None = None) -> torch.Tensor:
     """The vectors the test compares: flattened pixels (N, C * H * W) or the course classifier's features (N, F)."""
-    check_images(images, "images")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a float (N, C, H, W) tensor, got {shape}")
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
     if space == "pixel":
