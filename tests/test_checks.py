@@ -164,6 +164,20 @@ def channels_last(pixels):
     return x[:, None] if x.dim() == 3 else x
 
 
+def view_pixels(pixels):
+    x = pixels.float() / 127.5 - 1
+    return x[:, None] if x.dim() == 3 else x.view(x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+
+
+def swapped_hw_to_pixels(images):
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 3, 2, 1)
+
+
+def reshaped_to_pixels(images):
+    n, c, h, w = images.shape
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(n, h, w, c)
+
+
 def truncating_to_pixels(images):
     return ((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1)
 
@@ -339,6 +353,9 @@ MISTAKES = [
     ("integer pixels", lesson00.check_to_model_range, integer_pixels, "floating-point"),
     ("[0, 1] range", lesson00.check_to_model_range, unit_range_pixels, "[0, 1]"),
     ("channels last", lesson00.check_to_model_range, channels_last, "channels are still last"),
+    (".view for .permute", lesson00.check_to_model_range, view_pixels, "wrong places"),
+    ("H and W swapped", lesson00.check_to_pixels, swapped_hw_to_pixels, "height and width are swapped"),
+    (".reshape for .permute", lesson00.check_to_pixels, reshaped_to_pixels, "wrong places"),
     ("truncation", lesson00.check_to_pixels, truncating_to_pixels, "truncate instead of rounding"),
     ("no clamp", lesson00.check_to_pixels, unclamped_to_pixels, "clamped"),
     ("no zero_grad", lesson00.check_training_step, no_zero_grad_step, "zero_grad"),
