@@ -19,6 +19,11 @@ def stub(*args, **kwargs):
     raise NotImplementedError("Exercise x: replace this line with your code")
 
 
+def learner_toy_step(G, D, opt_G, opt_D, x_real, z):
+    """A correct step written as a learner would: the fakes made once, scored detached by D, then through D again."""
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, None)
+
+
 # ----- references pass, stubs are "not attempted", every check has a result with a MIME bundle -----
 
 REFERENCES = [
@@ -31,6 +36,7 @@ REFERENCES = [
     (lesson01.check_value_function, gan_math.value_function),
     (lesson01.check_js_divergence, gan_math.js_divergence),
     (lesson01.check_toy_step, toy_gan_step),
+    (lesson01.check_toy_step, learner_toy_step),
     (lesson03.check_feature_stats, lambda x: tuple(torch.from_numpy(v) for v in (metrics.gaussian_stats(x).mu, metrics.gaussian_stats(x).sigma))),
     (lesson03.check_frechet_distance, metrics.frechet_distance),
     (lesson03.check_kth_neighbour_radii, metrics.kth_neighbour_radii),
@@ -120,6 +126,43 @@ def g_first_step(G, D, opt_G, opt_D, x_real, z):
     lesson01._g_step_first(G, D, opt_G, opt_D, x_real, z)
     logs["g_loss"] = 0.0
     return logs
+
+
+def sigmoid_bce_d_loss(real, fake):
+    p_real, p_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    return F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))
+
+
+def sigmoid_bce_g_loss(fake):
+    p = torch.sigmoid(fake)
+    return F.binary_cross_entropy(p, torch.ones_like(p))
+
+
+def fake_label_one_d_loss(real, fake):
+    return F.softplus(-real).mean() + F.softplus(-fake).mean()
+
+
+def _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, forget):
+    x_fake = G(z)
+    loss_D = losses.d_loss_bce(D(x_real), D(x_fake.detach()))
+    if forget != "D":
+        opt_D.zero_grad()
+    loss_D.backward()
+    opt_D.step()
+    loss_G = losses.g_loss_nonsaturating(D(x_fake))
+    if forget != "G":
+        opt_G.zero_grad()
+    loss_G.backward()
+    opt_G.step()
+    return {"d_loss": loss_D.item(), "g_loss": loss_G.item()}
+
+
+def no_zero_grad_D_toy_step(G, D, opt_G, opt_D, x_real, z):
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, "D")
+
+
+def no_zero_grad_G_toy_step(G, D, opt_G, opt_D, x_real, z):
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, "G")
 
 
 def swapped_optimal_d(p_data, p_g):
@@ -341,6 +384,11 @@ MISTAKES = [
     ("wrong shape", lesson01.check_g_loss, per_sample_g_loss, "wrong shape"),
     ("swapped labels", lesson01.check_d_loss, swapped_d_loss, "swapped"),
     ("no gradient", lesson01.check_d_loss, detached_d_loss, "no gradient"),
+    ("sigmoid then BCE in D", lesson01.check_d_loss, sigmoid_bce_d_loss, "unstable log"),
+    ("sigmoid then BCE in G", lesson01.check_g_loss, sigmoid_bce_g_loss, "unstable log"),
+    ("fakes labelled 1 in D", lesson01.check_d_loss, fake_label_one_d_loss, "fake term uses the label 1"),
+    ("toy step without opt_D.zero_grad", lesson01.check_toy_step, no_zero_grad_D_toy_step, "missing opt_D.zero_grad()"),
+    ("toy step without opt_G.zero_grad", lesson01.check_toy_step, no_zero_grad_G_toy_step, "missing opt_G.zero_grad()"),
     ("saturating G step", lesson01.check_toy_step, saturating_step, "saturating generator loss"),
     ("G before D", lesson01.check_toy_step, g_first_step, "order"),
     ("swapped D*", lesson01.check_optimal_discriminator, swapped_optimal_d, "p_g / (p_data + p_g)"),
