@@ -391,6 +391,26 @@ def nan_for_identical_slerp(z0, z1, t):
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
+def unclamped_slerp(z0, z1, t):
+    cos = (z0 * z1).sum(-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
+    omega = torch.arccos(cos)                              # no clamp: NaN where round-off gives cos > 1
+    sin = torch.sin(omega)
+    arc = (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / sin
+    return torch.where(sin.abs() < 1e-6, (1 - t) * z0 + t * z1, arc)
+
+
+def eval_mode_d_step(G, D, opt_D, x_real, z):
+    G.eval()
+    with torch.no_grad():
+        x_fake = G(z)
+    G.train()
+    loss = losses.d_loss_bce(D(x_real), D(x_fake))
+    opt_D.zero_grad()
+    loss.backward()
+    opt_D.step()
+    return loss.item()
+
+
 def one_angle_slerp(z0, z1, t):
     omega = torch.arccos(((z0 * z1).sum() / (z0.norm() * z1.norm())).clamp(-1, 1))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
@@ -649,11 +669,13 @@ MISTAKES = [
     ("D step updates G", lesson02.check_d_step, also_updates_G_d_step, "G's parameters changed"),
     ("D step one batch", lesson02.check_d_step, one_batch_d_step, "separate"),
     ("D step averaged", lesson02.check_d_step, averaged_d_step, "SUMS"),
+    ("D step with G in eval mode", lesson02.check_d_step, eval_mode_d_step, "eval mode"),
     # 02.4
     ("lerp for slerp", lesson02.check_slerp, lerp_slerp, "straight line"),
     ("angle of unnormalised vectors", lesson02.check_slerp, unnormalised_slerp, "without normalising"),
     ("slerp endpoints swapped", lesson02.check_slerp, swapped_weights_slerp, "endpoints swapped"),
     ("slerp 0/0", lesson02.check_slerp, nan_for_identical_slerp, "divides 0 by 0"),
+    ("slerp without clamping the cosine", lesson02.check_slerp, unclamped_slerp, "Clamp the cosine"),
     ("one angle for the batch", lesson02.check_slerp, one_angle_slerp, "one angle for the whole batch"),
     # 04.1
     ("gain without the 1", lesson04.check_conditional_batch_norm, gain_without_one_cbn, "without the 1"),
