@@ -463,6 +463,18 @@ def channels_last_maps(labels, num_classes, size):
     return F.one_hot(labels, num_classes).float()[:, None, None, :].expand(-1, size, size, -1)
 
 
+def no_num_classes_maps(labels, num_classes, size):
+    return F.one_hot(labels).float()[:, :, None, None].expand(-1, -1, size, size)
+
+
+def biasless_head_logits(h, labels, head, embed):
+    return (h @ head.weight.T)[:, 0] + (embed(labels) * h).sum(dim=1)
+
+
+def averaged_conditional_d_loss(G, D, x_real, labels, z):
+    return solution_conditional_d_loss(G, D, x_real, labels, z) / 2
+
+
 def projection_only_logits(h, labels, head, embed):
     return (embed(labels) * h).sum(dim=1)
 
@@ -560,6 +572,11 @@ def no_requires_grad_gp(critic, x_real, x_fake, eps):
     x_hat = eps * x_real + (1 - eps) * x_fake
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def own_eps_gp(critic, x_real, x_fake, eps):
+    mine = torch.rand(x_real.shape[0], 1, 1, 1)             # draws its own eps instead of using the given one
+    return solution_gradient_penalty(critic, x_real, x_fake, mine)
 
 
 def clips_gradients(module, c):
@@ -689,6 +706,7 @@ MISTAKES = [
     ("(B, K, 1, 1) maps", lesson04.check_one_hot_maps, single_pixel_maps, "expand them"),
     ("int64 maps", lesson04.check_one_hot_maps, integer_maps, ".float()"),
     ("channels-last maps", lesson04.check_one_hot_maps, channels_last_maps, "last axis"),
+    ("one_hot without num_classes", lesson04.check_one_hot_maps, no_num_classes_maps, "without num_classes"),
     # 04.3
     ("projection without head", lesson04.check_projection_logits, projection_only_logits, "unconditional term is missing"),
     ("projection summed over batch", lesson04.check_projection_logits, batch_summed_projection_logits, "PER SAMPLE"),
@@ -696,6 +714,7 @@ MISTAKES = [
     ("(B, 1) + (B,) broadcast", lesson04.check_projection_logits, broadcast_projection_logits, "(B, B)"),
     ("(B, 1) logits", lesson04.check_projection_logits, keepdim_projection_logits, "shape (B, 1)"),
     ("one-hot projection", lesson04.check_projection_logits, one_hot_projection_logits, "LEARNED vector per class"),
+    ("head without its bias", lesson04.check_projection_logits, biasless_head_logits, "bias is missing"),
     # 04.4
     ("D sees no labels", lesson04.check_conditional_d_loss, unconditional_d_loss, "called without labels"),
     ("fakes scored without labels", lesson04.check_conditional_d_loss, half_conditioned_d_loss, "called without labels"),
@@ -705,6 +724,7 @@ MISTAKES = [
     ("conditional swapped", lesson04.check_conditional_d_loss, swapped_conditional_d_loss, "swapped"),
     ("one-hot labels to D", lesson04.check_conditional_d_loss, one_hot_labels_d_loss, "int64"),
     ("conditional loss as float", lesson04.check_conditional_d_loss, float_conditional_d_loss, "loss tensor"),
+    ("conditional terms averaged", lesson04.check_conditional_d_loss, averaged_conditional_d_loss, "SUMS"),
     # 05.1
     ("critic loss sign", lesson05.check_critic_loss, flipped_critic_loss, "wrong sign"),
     ("critic loss BCE", lesson05.check_critic_loss, losses.d_loss_bce, "BCE"),
@@ -716,6 +736,7 @@ MISTAKES = [
     ("GP without create_graph", lesson05.check_gradient_penalty, no_create_graph_gp, "create_graph=True"),
     ("GP at the real samples", lesson05.check_gradient_penalty, at_real_gp, "at the real samples"),
     ("GP x_hat without grad", lesson05.check_gradient_penalty, no_requires_grad_gp, "requires_grad_(True)"),
+    ("GP with its own eps", lesson05.check_gradient_penalty, own_eps_gp, "Use the eps you are given"),
     # 05.3
     ("clipping gradients", lesson05.check_clip_weights, clips_gradients, "GRADIENTS"),
     ("biases not clipped", lesson05.check_clip_weights, clips_weights_only, "biases were not clipped"),
