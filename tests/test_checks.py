@@ -24,12 +24,22 @@ def learner_toy_step(G, D, opt_G, opt_D, x_real, z):
     return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, None)
 
 
+def zero_grad_last_step(model, optimizer, x, y):
+    """A correct step that clears the gradients after the update instead of before the backward."""
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
 # ----- references pass, stubs are "not attempted", every check has a result with a MIME bundle -----
 
 REFERENCES = [
     (lesson00.check_to_model_range, lesson00.reference_to_model_range),
     (lesson00.check_to_pixels, lesson00.reference_to_pixels),
     (lesson00.check_training_step, lesson00.reference_training_step),
+    (lesson00.check_training_step, zero_grad_last_step),
     (lesson01.check_d_loss, losses.d_loss_bce),
     (lesson01.check_g_loss, losses.g_loss_nonsaturating),
     (lesson01.check_optimal_discriminator, gan_math.optimal_discriminator),
@@ -256,6 +266,19 @@ def biased_cov_stats(x):
     return _stats(x, ddof=0)
 
 
+def overall_mean_stats(x):
+    centred = x - x.mean()
+    return x.mean(0), centred.T @ centred / (len(x) - 1)
+
+
+def summed_loss_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = ((model(x) - y) ** 2).sum()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 def uncentred_stats(x):
     return x.mean(0), x.T @ x / (len(x) - 1)
 
@@ -358,6 +381,7 @@ def naive_log_is(probs):
 MISTAKES = [
     ("biased covariance", lesson03.check_feature_stats, biased_cov_stats, "divided by N"),
     ("uncentred covariance", lesson03.check_feature_stats, uncentred_stats, "CENTRED"),
+    ("one overall mean", lesson03.check_feature_stats, overall_mean_stats, "x.mean(0)"),
     ("(N, N) covariance", lesson03.check_feature_stats, nn_cov_stats, "(N, N)"),
     ("FD biased covariance", lesson03.check_frechet_distance, biased_cov_fd, "normalisation"),
     ("FD without sqrtm", lesson03.check_frechet_distance, no_sqrt_fd, "missing matrix square root"),
@@ -407,6 +431,7 @@ MISTAKES = [
     ("truncation", lesson00.check_to_pixels, truncating_to_pixels, "truncate instead of rounding"),
     ("no clamp", lesson00.check_to_pixels, unclamped_to_pixels, "clamped"),
     ("no zero_grad", lesson00.check_training_step, no_zero_grad_step, "zero_grad"),
+    ("summed loss", lesson00.check_training_step, summed_loss_step, "mean squared error"),
     ("tensor loss", lesson00.check_training_step, tensor_loss_step, "Python float"),
 ]
 

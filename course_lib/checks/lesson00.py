@@ -114,10 +114,6 @@ def check_training_step(training_step) -> None:
     initial = copy.deepcopy(model)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    # Leave a stale gradient behind, as a previous step would: a correct step clears it.
-    for m in (model, ref_model):
-        for p in m.parameters():
-            p.grad = torch.ones_like(p)
     loss = call(training_step, model, opt, x, y)
     ref_loss = reference_training_step(ref_model, ref_opt, x, y)
     if isinstance(loss, torch.Tensor):
@@ -128,11 +124,17 @@ def check_training_step(training_step) -> None:
         raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}).")
     if all(torch.equal(a, b) for a, b in zip(model.parameters(), initial.parameters())):
         raise Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
-    if not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters())):
+    same = lambda: all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters()))  # noqa: E731
+    if not same():
+        raise Mistake("the weights after your step differ from one SGD step on the mean squared error: take the mean "
+                      "over all elements of (model(x) - y) ** 2, and step once.")
+    # A second step: gradients the first one left in .grad would be added to the new ones now.
+    call(training_step, model, opt, x, y)
+    reference_training_step(ref_model, ref_opt, x, y)
+    if not same():
         raise Mistake(
-            "the weights after your step differ from one SGD step on the MSE loss. The order is "
-            "optimizer.zero_grad(), loss.backward(), optimizer.step(): without zero_grad, gradients "
-            "left over from the previous step are added to this one."
+            "the first step was right, but the second differs: without optimizer.zero_grad() before loss.backward(), "
+            "the gradients left over from the previous step are added to this one."
         )
 
 

@@ -164,7 +164,8 @@ def check_value_function(value_function) -> None:
     if close(out, -ref):
         raise Mistake("wrong sign: V = ∫ p_data log D + p_g log(1 - D) dx, which is <= 0.")
     if not close(out, ref):
-        raise Mistake(f"V gives {float(out):.5f} where ∫ p_data log D + p_g log(1 - D) dx gives {ref.item():.5f}.")
+        raise Mistake(f"V gives {float(out):.5f} where ∫ p_data log D + p_g log(1 - D) dx gives {ref.item():.5f}. D is "
+                      "already a probability (don't apply sigmoid), and the second term uses log(1 - D), weighted by p_g.")
     support = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
     fake = torch.tensor([0.0, 0.0, 0.5, 0.5], dtype=torch.float64)
     perfect = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
@@ -193,7 +194,8 @@ def check_js_divergence(js_divergence) -> None:
     if close(out, kl) or close(out, gan_math.kl_divergence(p_g, p_data, dx)):
         raise Mistake("this is KL(p ‖ q), not JS: compare each density with the mixture m = (p + q) / 2.")
     if not close(out, ref, rtol=1e-3):
-        raise Mistake(f"JS gives {float(out):.5f} where the reference gives {ref.item():.5f}.")
+        raise Mistake(f"JS gives {float(out):.5f} where the reference gives {ref.item():.5f}. Compare each density "
+                      "with the mixture m = (p + q) / 2 (not with each other), and multiply each KL sum by dx.")
     swapped = call(js_divergence, p_g.clone(), p_data.clone(), dx)
     if not close(swapped, out, rtol=1e-3):
         raise Mistake("JS must be symmetric: js(p, q) = js(q, p). Yours is not; check both KL terms.")

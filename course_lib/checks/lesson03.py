@@ -89,8 +89,12 @@ def check_feature_stats(feature_stats) -> None:
                       "FD implementations use) divides by N - 1; with 10 samples that is an 11% difference.")
     if close(sigma, x.T @ x / (len(x) - 1)) or close(sigma, x.T @ x / len(x)):
         raise Mistake("the covariance must be computed from CENTRED features (subtract the mean first); you used the raw features.")
+    if close(sigma, (x - x.mean()).T @ (x - x.mean()) / (len(x) - 1)):
+        raise Mistake("you subtracted one overall mean, x.mean(), from every feature: each feature has its own mean, "
+                      "so centre with x.mean(0) (shape (F,)) before centred.T @ centred / (N - 1).")
     if not close(sigma, torch.from_numpy(ref.sigma)):
-        raise Mistake("sigma is not the covariance centred.T @ centred / (N - 1).")
+        raise Mistake("sigma is not the covariance centred.T @ centred / (N - 1). Centre with the per-feature mean "
+                      "x.mean(0); with torch.cov or numpy.cov, pass the features as rows (x.T) or use rowvar=False.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +151,9 @@ def check_frechet_distance(frechet_distance) -> None:
             raise Mistake(messages[name])
     if not _near(out, ref, rtol=1e-4, atol=1e-6):
         raise Mistake(f"frechet_distance gives {out:.6f} where the reference gives {ref:.6f}. "
-                      "FD = ||mu_a - mu_b||² + Tr(S_a) + Tr(S_b) - 2 Tr(sqrtm(S_a @ S_b)) with unbiased covariances.")
+                      "FD = ||mu_a - mu_b||² + Tr(S_a) + Tr(S_b) - 2 Tr(sqrtm(S_a @ S_b)) with unbiased covariances. "
+                      "A common slip: sqrtm(S_a) @ sqrtm(S_b) in place of sqrtm(S_a @ S_b); they agree only when the two "
+                      "covariances commute.")
     same = _as_float(call(frechet_distance, a.clone(), a.clone()), "frechet_distance")
     if abs(same) > 1e-6:
         raise Mistake(f"the FD of a set with itself should be 0, got {same:.3g}.")
@@ -177,7 +183,8 @@ def check_kth_neighbour_radii(kth_neighbour_radii) -> None:
     if close(out, ref ** 2):
         raise Mistake("these are squared distances; the radius is the Euclidean distance (torch.cdist gives it directly).")
     if not close(out, ref):
-        raise Mistake("the radii do not match the distance to the k-th nearest other sample.")
+        raise Mistake("the radii do not match the distance to the k-th nearest other sample. Use Euclidean distances "
+                      "(torch.cdist), and mind the counting: kthvalue is 1-based, an index into sort() 0-based.")
     line = torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64)
     radii = _as_tensor(call(kth_neighbour_radii, line, 1), "kth_neighbour_radii")
     if not close(radii, torch.tensor([1.0, 1.0, 2.0, 4.0], dtype=torch.float64)):
@@ -239,7 +246,9 @@ def check_precision_recall(precision_recall) -> None:
     if not (0 <= precision <= 1 and 0 <= recall <= 1):
         raise Mistake(f"precision and recall are fractions in [0, 1], got {precision:.3g} and {recall:.3g}.")
     if not (_near(precision, ref_p) and _near(recall, ref_r)):
-        raise Mistake(f"got precision {precision:.4f}, recall {recall:.4f}; expected {ref_p:.4f}, {ref_r:.4f}.")
+        raise Mistake(f"got precision {precision:.4f}, recall {recall:.4f}; expected {ref_p:.4f}, {ref_r:.4f}. A sample "
+                      "counts when it lies in AT LEAST ONE ball of the other set (any over that set, not all or a count), "
+                      "with the radii of exercise 03.3 for the given k.")
     same_p, same_r = (_as_float(v, "precision_recall") for v in call(precision_recall, real.clone(), real.clone(), 3))
     if not (same_p == 1.0 and same_r == 1.0):
         raise Mistake(f"a set compared with itself has precision = recall = 1 (every point lies in its own ball), got {same_p:.3g}, {same_r:.3g}.")
@@ -279,7 +288,8 @@ def check_mmd2_unbiased(mmd2_unbiased) -> None:
         if _near(out, value):
             raise Mistake(messages[name])
     if not _near(out, ref):
-        raise Mistake(f"mmd2_unbiased gives {out:.6f} where the reference gives {ref:.6f}.")
+        raise Mistake(f"mmd2_unbiased gives {out:.6f} where the reference gives {ref:.6f}. The kernel is "
+                      "(x·y / F + 1)³ with F the feature dimension; the cross term averages all m·n pairs, diagonal included.")
     swapped = _as_float(call(mmd2_unbiased, y.clone(), x.clone()), "mmd2_unbiased")
     if not _near(swapped, ref):
         raise Mistake("MMD² is symmetric: mmd2_unbiased(y, x) should equal mmd2_unbiased(x, y).")
