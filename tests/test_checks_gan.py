@@ -391,6 +391,23 @@ def nan_for_identical_slerp(z0, z1, t):
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
+def _sigmoid_bce(real_logits, fake_logits):
+    p_real, p_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+    return F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))
+
+
+def sigmoid_bce_d_step(G, D, opt_D, x_real, z):
+    loss = _sigmoid_bce(D(x_real), D(G(z).detach()))
+    opt_D.zero_grad()
+    loss.backward()
+    opt_D.step()
+    return loss.item()
+
+
+def sigmoid_bce_conditional_d_loss(G, D, x_real, labels, z):
+    return _sigmoid_bce(D(x_real, labels), D(G(z, labels).detach(), labels))
+
+
 def unclamped_slerp(z0, z1, t):
     cos = (z0 * z1).sum(-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
     omega = torch.arccos(cos)                              # no clamp: NaN where round-off gives cos > 1
@@ -687,6 +704,7 @@ MISTAKES = [
     ("D step one batch", lesson02.check_d_step, one_batch_d_step, "separate"),
     ("D step averaged", lesson02.check_d_step, averaged_d_step, "SUMS"),
     ("D step with G in eval mode", lesson02.check_d_step, eval_mode_d_step, "eval mode"),
+    ("D step sigmoid then BCE", lesson02.check_d_step, sigmoid_bce_d_step, "saturated logits"),
     # 02.4
     ("lerp for slerp", lesson02.check_slerp, lerp_slerp, "straight line"),
     ("angle of unnormalised vectors", lesson02.check_slerp, unnormalised_slerp, "without normalising"),
@@ -725,6 +743,7 @@ MISTAKES = [
     ("one-hot labels to D", lesson04.check_conditional_d_loss, one_hot_labels_d_loss, "int64"),
     ("conditional loss as float", lesson04.check_conditional_d_loss, float_conditional_d_loss, "loss tensor"),
     ("conditional terms averaged", lesson04.check_conditional_d_loss, averaged_conditional_d_loss, "SUMS"),
+    ("conditional sigmoid then BCE", lesson04.check_conditional_d_loss, sigmoid_bce_conditional_d_loss, "saturated logits"),
     # 05.1
     ("critic loss sign", lesson05.check_critic_loss, flipped_critic_loss, "wrong sign"),
     ("critic loss BCE", lesson05.check_critic_loss, losses.d_loss_bce, "BCE"),

@@ -332,6 +332,15 @@ def check_conditional_d_loss(conditional_d_loss) -> None:
         raise Mistake("missing detach: backpropagating D's loss reaches G's parameters. Score x_fake.detach() in D's loss.")
     if all(p.grad is None for p in D.parameters()):
         raise Mistake("no gradient reaches D's parameters from your loss.")
+    G, D, x_real, labels, z = _conditional_setup()
+    with torch.no_grad():
+        D.head.bias.fill_(40.0)  # a D that calls everything real, confidently: logits about +40
+    want = reference_conditional_d_loss(G, D, x_real, labels, z)
+    loss = expect_tensor(call(conditional_d_loss, G, D, x_real.clone(), labels.clone(), z.clone()), "conditional_d_loss")
+    if not close(loss, want, rtol=1e-4):
+        raise Mistake(f"with saturated logits (about +40 for every image) the loss should be {want.item():.2f}, yours is "
+                      f"{float(loss.detach()):.2f}: sigmoid(40) rounds to 1 and binary_cross_entropy clamps log 0 to "
+                      "-100. Work with logits: d_loss_bce, or F.binary_cross_entropy_with_logits.")
 
 
 EXERCISES = [check_conditional_batch_norm, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import math
+
 import torch
 from torch import nn
 
@@ -146,3 +149,13 @@ def check_d_step(d_step) -> None:
                 "were still in .grad and were added to the new ones. Call opt_D.zero_grad() before loss.backward()."
             )
         raise Mistake("the first step was right but a second call gave a different update; does d_step keep state between calls?")
+    G, D, opt_D, x_real, z = _dcgan_setup()
+    with torch.no_grad():
+        D.head.bias.fill_(40.0)  # a D that calls everything real, confidently: logits about +40
+    G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
+    want = reference_d_step(G_ref, D_ref, torch.optim.SGD(D_ref.parameters(), lr=1.0), x_real, z)
+    loss = call(d_step, G, D, opt_D, x_real.clone(), z.clone())
+    if not math.isclose(loss, want, rel_tol=1e-4):
+        raise Mistake(f"with saturated logits (about +40 for every image) the loss should be {want:.2f}, yours is "
+                      f"{loss:.2f}: sigmoid(40) rounds to 1 and binary_cross_entropy clamps log 0 to -100. Work with "
+                      "logits: d_loss_bce, or F.binary_cross_entropy_with_logits.")
