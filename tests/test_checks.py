@@ -345,6 +345,12 @@ def fake_balls_pr(real, fake, k=3):
     return float((d <= r_fake[:, None]).any(1).double().mean()), metrics.precision_recall(real, fake, k)[1]
 
 
+def strict_ball_pr(real, fake, k=3):
+    r_real, r_fake = metrics.kth_neighbour_radii(real, k), metrics.kth_neighbour_radii(fake, k)
+    d = torch.cdist(fake, real)
+    return float((d < r_real).any(1).double().mean()), float((d.T < r_fake).any(1).double().mean())
+
+
 def _kernel(a, b, scale=True, degree=3):
     return (a @ b.T / (a.shape[1] if scale else 1) + 1) ** degree
 
@@ -394,6 +400,9 @@ MISTAKES = [
     ("P/R swapped", lesson03.check_precision_recall, swapped_pr, "swapped"),
     ("P/R self-inclusive radii", lesson03.check_precision_recall, self_inclusive_pr, "include the point itself"),
     ("P/R wrong balls", lesson03.check_precision_recall, fake_balls_pr, "wrong balls"),
+    ("P/R open balls", lesson03.check_precision_recall, strict_ball_pr, "d <= radius"),
+    ("H and W swapped in 00.1", lesson00.check_to_model_range, lambda p: channels_last(p).permute(0, 3, 2, 1) if p.dim() == 4 else channels_last(p), "height and width are swapped"),
+    ("epsilon in D*", lesson01.check_optimal_discriminator, lambda a, b: a / (a + b + 1e-12), "epsilon in the denominator"),
     ("biased MMD", lesson03.check_mmd2_unbiased, biased_mmd, "biased MMD"),
     ("kernel without /F", lesson03.check_mmd2_unbiased, unscaled_kernel_mmd, "divide the dot product"),
     ("MMD over m²", lesson03.check_mmd2_unbiased, m_squared_mmd, "m (m - 1)"),

@@ -50,6 +50,9 @@ def check_to_model_range(to_model_range) -> None:
             raise Mistake(f"to_model_range returned dtype {out.dtype}; models need floating-point input. Convert with .float() before dividing.")
         if tuple(out.shape) == tuple(pixels.shape) and pixels.dim() == 4:
             raise Mistake("wrong shape: the channels are still last (N, H, W, C). PyTorch wants (N, C, H, W): use .permute(0, 3, 1, 2).")
+        if pixels.dim() == 4 and tuple(out.shape) == (shape[0], shape[1], shape[3], shape[2]):
+            raise Mistake(f"height and width are swapped: a (2, 5, 6, 3) batch should become (2, 3, 5, 6), yours is "
+                          f"{tuple(out.shape)}. Only the channel axis moves: .permute(0, 3, 1, 2) keeps H before W.")
         expect_shape(out, shape, "to_model_range", "Grayscale (N, H, W) gains a channel axis: (N, 1, H, W).")
         ref = reference_to_model_range(pixels)
         if close(out, (ref + 1) / 2, atol=1e-3):

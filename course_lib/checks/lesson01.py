@@ -138,6 +138,10 @@ def check_optimal_discriminator(optimal_discriminator) -> None:
     if close(out, 1 - ref):
         raise Mistake("you returned p_g / (p_data + p_g): D* is the probability that x is REAL, p_data / (p_data + p_g).")
     if not close(out, ref):
+        if close(out, p_data / (p_data + p_g + 1e-12), rtol=1e-2) or close(out, p_data / (p_data + p_g + 1e-8), rtol=1e-2):
+            raise Mistake("a small epsilon in the denominator changes D* in the tails, where both densities are far "
+                          "below it (D* there should still be p_data / (p_data + p_g)). Guard only the 0 / 0 points, "
+                          "with torch.where.")
         raise Mistake("D*(x) should equal p_data(x) / (p_data(x) + p_g(x)) at every grid point; the densities are "
                       "used as they are (no log, no normalisation, no integral over x).")
     disjoint_data = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)

@@ -252,6 +252,14 @@ def check_precision_recall(precision_recall) -> None:
     same_p, same_r = (_as_float(v, "precision_recall") for v in call(precision_recall, real.clone(), real.clone(), 3))
     if not (same_p == 1.0 and same_r == 1.0):
         raise Mistake(f"a set compared with itself has precision = recall = 1 (every point lies in its own ball), got {same_p:.3g}, {same_r:.3g}.")
+    line_real = torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64)  # k = 1 radii [1, 1, 2, 4]
+    line_fake = torch.tensor([[11.0], [20.0]], dtype=torch.float64)                # 11 is exactly 4 from 7
+    edge_p, edge_r = (_as_float(v, "precision_recall") for v in call(precision_recall, line_real, line_fake, 1))
+    if (edge_p, edge_r) != (0.5, 0.5):
+        hint = (" The fake at 11 lies exactly on the ball of the real 7 (radius 4): a ball includes its boundary, "
+                "d <= radius, not d < radius." if edge_p == 0.0 else "")
+        raise Mistake(f"on a line, reals 0, 1, 3, 7 and fakes 11, 20 with k = 1 give precision = recall = 0.5; "
+                      f"yours gives {edge_p:.3g}, {edge_r:.3g}.{hint}")
 
 
 # ----------------------------------------------------------------------------------------------
