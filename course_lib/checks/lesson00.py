@@ -124,7 +124,9 @@ def check_training_step(training_step) -> None:
     if not isinstance(loss, float):
         raise Mistake(f"training_step should return the loss as a float, got {type(loss).__name__}.")
     if abs(loss - ref_loss) > 1e-5:
-        raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}).")
+        raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}): "
+                      "compute it once, before optimizer.step(), and return that value (not a second forward pass after "
+                      "the update, and not a sum over the elements).")
     if all(torch.equal(a, b) for a, b in zip(model.parameters(), initial.parameters())):
         raise Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
     same = lambda: all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters()))  # noqa: E731

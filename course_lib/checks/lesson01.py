@@ -260,7 +260,8 @@ def check_toy_step(toy_gan_step) -> None:
                       "Make the fakes from the given z (don't draw new noise), score x_real with label 1 and the fakes "
                       "with label 0, and step only opt_D here.")
     if abs(logs["d_loss"] - expected["d_loss"]) > 1e-4:
-        raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}).")
+        raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}): "
+                      "log the value of the loss you back-propagated, not one recomputed after opt_D.step().")
     if not _same(G, ref_G):
         G2, D2, oG2, oD2, xr, zz = _toy_setup()
         toy_gan.toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss="saturating")

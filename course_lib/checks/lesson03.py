@@ -324,7 +324,9 @@ def check_inception_score(inception_score) -> None:
     if _near(out, math.exp(float((probs * (probs.log() - wrong_marginal.log())).sum(1).mean()))):
         raise Mistake("wrong marginal: p(y) is the average prediction over the SAMPLES (mean over dim 0), one probability per class.")
     if not _near(out, ref):
-        raise Mistake(f"inception_score gives {out:.6f} where the reference gives {ref:.6f}.")
+        raise Mistake(f"inception_score gives {out:.6f} where the reference gives {ref:.6f}: exp of the mean over samples "
+                      "of KL(p(y|x) || p(y)), with p(y) the mean of the rows (over the samples, dim 0) and the KL summed "
+                      "over the classes.")
     one_hot = torch.eye(4, dtype=torch.float64).repeat(5, 1)  # confident and balanced over 4 classes
     zero_hint = "Does your code handle zero probabilities? 0 · log 0 must count as 0 (torch.xlogy does that)."
     best = _as_float(call(inception_score, one_hot), "inception_score", zero_hint)

@@ -320,7 +320,8 @@ def check_iwae_bound(iwae_bound) -> None:
     # k = 1 must be the one-sample ELBO estimate, and another shape must work
     one = expect_tensor(call(iwae_bound, log_px[:1], log_pz[:1], log_qz[:1]), "iwae_bound")
     if not close(one, log_w[0], rtol=1e-6, atol=1e-3):
-        raise Mistake("with k = 1 the bound should equal the single log-weight log p(x|z) + log p(z) - log q(z|x).")
+        raise Mistake("with k = 1 the bound should equal the single log-weight log p(x|z) + log p(z) - log q(z|x): "
+                      "subtract log(k) with k read from the shape (log_w.shape[0]), not a fixed number.")
     terms = _log_terms(10, 2, seed=1)
     other = expect_tensor(call(iwae_bound, *terms), "iwae_bound")
     if not close(other, reference_iwae_bound(*terms), rtol=1e-6, atol=1e-3):

@@ -138,7 +138,8 @@ def check_d_step(d_step) -> None:
         raise Mistake("D's update differs from one step on d_loss_bce(D(x_real), D(G(z).detach())). Likely causes: "
                       "fresh noise instead of the given z, G or D switched to eval mode, or an extra term in the loss.")
     if abs(loss - ref_loss) > 1e-5 * max(1.0, abs(ref_loss)):
-        raise Mistake(f"the returned loss {loss:.6f} is not the BCE loss before the update ({ref_loss:.6f}).")
+        raise Mistake(f"the returned loss {loss:.6f} is not the BCE loss before the update ({ref_loss:.6f}): return "
+                      "loss.item() of the loss you back-propagated, not one recomputed after opt_D.step().")
     call(d_step, G, D, opt_D, x_real.clone(), z.clone())  # a second step: stale gradients would show now
     ref_params2, _ = _d_after(2)
     if not _same_update(_params(D), D1, ref_params2):
