@@ -19,18 +19,34 @@ def stub(*args, **kwargs):
     raise NotImplementedError("Exercise x: replace this line with your code")
 
 
+def learner_toy_step(G, D, opt_G, opt_D, x_real, z):
+    """A correct step written as a learner would: the fakes made once, scored detached by D, then through D again."""
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, None)
+
+
+def zero_grad_last_step(model, optimizer, x, y):
+    """A correct step that clears the gradients after the update instead of before the backward."""
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss.item()
+
+
 # ----- references pass, stubs are "not attempted", every check has a result with a MIME bundle -----
 
 REFERENCES = [
     (lesson00.check_to_model_range, lesson00.reference_to_model_range),
     (lesson00.check_to_pixels, lesson00.reference_to_pixels),
     (lesson00.check_training_step, lesson00.reference_training_step),
+    (lesson00.check_training_step, zero_grad_last_step),
     (lesson01.check_d_loss, losses.d_loss_bce),
     (lesson01.check_g_loss, losses.g_loss_nonsaturating),
     (lesson01.check_optimal_discriminator, gan_math.optimal_discriminator),
     (lesson01.check_value_function, gan_math.value_function),
     (lesson01.check_js_divergence, gan_math.js_divergence),
     (lesson01.check_toy_step, toy_gan_step),
+    (lesson01.check_toy_step, learner_toy_step),
     (lesson03.check_feature_stats, lambda x: tuple(torch.from_numpy(v) for v in (metrics.gaussian_stats(x).mu, metrics.gaussian_stats(x).sigma))),
     (lesson03.check_frechet_distance, metrics.frechet_distance),
     (lesson03.check_kth_neighbour_radii, metrics.kth_neighbour_radii),
@@ -122,6 +138,43 @@ def g_first_step(G, D, opt_G, opt_D, x_real, z):
     return logs
 
 
+def sigmoid_bce_d_loss(real, fake):
+    p_real, p_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    return F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))
+
+
+def sigmoid_bce_g_loss(fake):
+    p = torch.sigmoid(fake)
+    return F.binary_cross_entropy(p, torch.ones_like(p))
+
+
+def fake_label_one_d_loss(real, fake):
+    return F.softplus(-real).mean() + F.softplus(-fake).mean()
+
+
+def _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, forget):
+    x_fake = G(z)
+    loss_D = losses.d_loss_bce(D(x_real), D(x_fake.detach()))
+    if forget != "D":
+        opt_D.zero_grad()
+    loss_D.backward()
+    opt_D.step()
+    loss_G = losses.g_loss_nonsaturating(D(x_fake))
+    if forget != "G":
+        opt_G.zero_grad()
+    loss_G.backward()
+    opt_G.step()
+    return {"d_loss": loss_D.item(), "g_loss": loss_G.item()}
+
+
+def no_zero_grad_D_toy_step(G, D, opt_G, opt_D, x_real, z):
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, "D")
+
+
+def no_zero_grad_G_toy_step(G, D, opt_G, opt_D, x_real, z):
+    return _toy_step_forgetting(G, D, opt_G, opt_D, x_real, z, "G")
+
+
 def swapped_optimal_d(p_data, p_g):
     return p_g / (p_data + p_g)
 
@@ -164,6 +217,20 @@ def channels_last(pixels):
     return x[:, None] if x.dim() == 3 else x
 
 
+def view_pixels(pixels):
+    x = pixels.float() / 127.5 - 1
+    return x[:, None] if x.dim() == 3 else x.view(x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+
+
+def swapped_hw_to_pixels(images):
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 3, 2, 1)
+
+
+def reshaped_to_pixels(images):
+    n, c, h, w = images.shape
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(n, h, w, c)
+
+
 def truncating_to_pixels(images):
     return ((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1)
 
@@ -197,6 +264,19 @@ def _stats(x, ddof=1):
 
 def biased_cov_stats(x):
     return _stats(x, ddof=0)
+
+
+def overall_mean_stats(x):
+    centred = x - x.mean()
+    return x.mean(0), centred.T @ centred / (len(x) - 1)
+
+
+def summed_loss_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = ((model(x) - y) ** 2).sum()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def uncentred_stats(x):
@@ -265,6 +345,12 @@ def fake_balls_pr(real, fake, k=3):
     return float((d <= r_fake[:, None]).any(1).double().mean()), metrics.precision_recall(real, fake, k)[1]
 
 
+def strict_ball_pr(real, fake, k=3):
+    r_real, r_fake = metrics.kth_neighbour_radii(real, k), metrics.kth_neighbour_radii(fake, k)
+    d = torch.cdist(fake, real)
+    return float((d < r_real).any(1).double().mean()), float((d.T < r_fake).any(1).double().mean())
+
+
 def _kernel(a, b, scale=True, degree=3):
     return (a @ b.T / (a.shape[1] if scale else 1) + 1) ** degree
 
@@ -301,6 +387,7 @@ def naive_log_is(probs):
 MISTAKES = [
     ("biased covariance", lesson03.check_feature_stats, biased_cov_stats, "divided by N"),
     ("uncentred covariance", lesson03.check_feature_stats, uncentred_stats, "CENTRED"),
+    ("one overall mean", lesson03.check_feature_stats, overall_mean_stats, "x.mean(0)"),
     ("(N, N) covariance", lesson03.check_feature_stats, nn_cov_stats, "(N, N)"),
     ("FD biased covariance", lesson03.check_frechet_distance, biased_cov_fd, "normalisation"),
     ("FD without sqrtm", lesson03.check_frechet_distance, no_sqrt_fd, "missing matrix square root"),
@@ -313,6 +400,9 @@ MISTAKES = [
     ("P/R swapped", lesson03.check_precision_recall, swapped_pr, "swapped"),
     ("P/R self-inclusive radii", lesson03.check_precision_recall, self_inclusive_pr, "include the point itself"),
     ("P/R wrong balls", lesson03.check_precision_recall, fake_balls_pr, "wrong balls"),
+    ("P/R open balls", lesson03.check_precision_recall, strict_ball_pr, "d <= radius"),
+    ("H and W swapped in 00.1", lesson00.check_to_model_range, lambda p: channels_last(p).permute(0, 3, 2, 1) if p.dim() == 4 else channels_last(p), "height and width are swapped"),
+    ("epsilon in D*", lesson01.check_optimal_discriminator, lambda a, b: a / (a + b + 1e-12), "epsilon in the denominator"),
     ("biased MMD", lesson03.check_mmd2_unbiased, biased_mmd, "biased MMD"),
     ("kernel without /F", lesson03.check_mmd2_unbiased, unscaled_kernel_mmd, "divide the dot product"),
     ("MMD over m²", lesson03.check_mmd2_unbiased, m_squared_mmd, "m (m - 1)"),
@@ -327,6 +417,11 @@ MISTAKES = [
     ("wrong shape", lesson01.check_g_loss, per_sample_g_loss, "wrong shape"),
     ("swapped labels", lesson01.check_d_loss, swapped_d_loss, "swapped"),
     ("no gradient", lesson01.check_d_loss, detached_d_loss, "no gradient"),
+    ("sigmoid then BCE in D", lesson01.check_d_loss, sigmoid_bce_d_loss, "unstable log"),
+    ("sigmoid then BCE in G", lesson01.check_g_loss, sigmoid_bce_g_loss, "unstable log"),
+    ("fakes labelled 1 in D", lesson01.check_d_loss, fake_label_one_d_loss, "fake term uses the label 1"),
+    ("toy step without opt_D.zero_grad", lesson01.check_toy_step, no_zero_grad_D_toy_step, "missing opt_D.zero_grad()"),
+    ("toy step without opt_G.zero_grad", lesson01.check_toy_step, no_zero_grad_G_toy_step, "missing opt_G.zero_grad()"),
     ("saturating G step", lesson01.check_toy_step, saturating_step, "saturating generator loss"),
     ("G before D", lesson01.check_toy_step, g_first_step, "order"),
     ("swapped D*", lesson01.check_optimal_discriminator, swapped_optimal_d, "p_g / (p_data + p_g)"),
@@ -339,9 +434,13 @@ MISTAKES = [
     ("integer pixels", lesson00.check_to_model_range, integer_pixels, "floating-point"),
     ("[0, 1] range", lesson00.check_to_model_range, unit_range_pixels, "[0, 1]"),
     ("channels last", lesson00.check_to_model_range, channels_last, "channels are still last"),
+    (".view for .permute", lesson00.check_to_model_range, view_pixels, "wrong places"),
+    ("H and W swapped", lesson00.check_to_pixels, swapped_hw_to_pixels, "height and width are swapped"),
+    (".reshape for .permute", lesson00.check_to_pixels, reshaped_to_pixels, "wrong places"),
     ("truncation", lesson00.check_to_pixels, truncating_to_pixels, "truncate instead of rounding"),
     ("no clamp", lesson00.check_to_pixels, unclamped_to_pixels, "clamped"),
     ("no zero_grad", lesson00.check_training_step, no_zero_grad_step, "zero_grad"),
+    ("summed loss", lesson00.check_training_step, summed_loss_step, "mean squared error"),
     ("tensor loss", lesson00.check_training_step, tensor_loss_step, "Python float"),
 ]
 

@@ -391,6 +391,43 @@ def nan_for_identical_slerp(z0, z1, t):
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
+def _sigmoid_bce(real_logits, fake_logits):
+    p_real, p_fake = torch.sigmoid(real_logits), torch.sigmoid(fake_logits)
+    return F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))
+
+
+def sigmoid_bce_d_step(G, D, opt_D, x_real, z):
+    loss = _sigmoid_bce(D(x_real), D(G(z).detach()))
+    opt_D.zero_grad()
+    loss.backward()
+    opt_D.step()
+    return loss.item()
+
+
+def sigmoid_bce_conditional_d_loss(G, D, x_real, labels, z):
+    return _sigmoid_bce(D(x_real, labels), D(G(z, labels).detach(), labels))
+
+
+def unclamped_slerp(z0, z1, t):
+    cos = (z0 * z1).sum(-1, keepdim=True) / (z0.norm(dim=-1, keepdim=True) * z1.norm(dim=-1, keepdim=True))
+    omega = torch.arccos(cos)                              # no clamp: NaN where round-off gives cos > 1
+    sin = torch.sin(omega)
+    arc = (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / sin
+    return torch.where(sin.abs() < 1e-6, (1 - t) * z0 + t * z1, arc)
+
+
+def eval_mode_d_step(G, D, opt_D, x_real, z):
+    G.eval()
+    with torch.no_grad():
+        x_fake = G(z)
+    G.train()
+    loss = losses.d_loss_bce(D(x_real), D(x_fake))
+    opt_D.zero_grad()
+    loss.backward()
+    opt_D.step()
+    return loss.item()
+
+
 def one_angle_slerp(z0, z1, t):
     omega = torch.arccos(((z0 * z1).sum() / (z0.norm() * z1.norm())).clamp(-1, 1))
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
@@ -441,6 +478,18 @@ def integer_maps(labels, num_classes, size):
 
 def channels_last_maps(labels, num_classes, size):
     return F.one_hot(labels, num_classes).float()[:, None, None, :].expand(-1, size, size, -1)
+
+
+def no_num_classes_maps(labels, num_classes, size):
+    return F.one_hot(labels).float()[:, :, None, None].expand(-1, -1, size, size)
+
+
+def biasless_head_logits(h, labels, head, embed):
+    return (h @ head.weight.T)[:, 0] + (embed(labels) * h).sum(dim=1)
+
+
+def averaged_conditional_d_loss(G, D, x_real, labels, z):
+    return solution_conditional_d_loss(G, D, x_real, labels, z) / 2
 
 
 def projection_only_logits(h, labels, head, embed):
@@ -540,6 +589,11 @@ def no_requires_grad_gp(critic, x_real, x_fake, eps):
     x_hat = eps * x_real + (1 - eps) * x_fake
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def own_eps_gp(critic, x_real, x_fake, eps):
+    mine = torch.rand(x_real.shape[0], 1, 1, 1)             # draws its own eps instead of using the given one
+    return solution_gradient_penalty(critic, x_real, x_fake, mine)
 
 
 def clips_gradients(module, c):
@@ -649,11 +703,14 @@ MISTAKES = [
     ("D step updates G", lesson02.check_d_step, also_updates_G_d_step, "G's parameters changed"),
     ("D step one batch", lesson02.check_d_step, one_batch_d_step, "separate"),
     ("D step averaged", lesson02.check_d_step, averaged_d_step, "SUMS"),
+    ("D step with G in eval mode", lesson02.check_d_step, eval_mode_d_step, "eval mode"),
+    ("D step sigmoid then BCE", lesson02.check_d_step, sigmoid_bce_d_step, "saturated logits"),
     # 02.4
     ("lerp for slerp", lesson02.check_slerp, lerp_slerp, "straight line"),
     ("angle of unnormalised vectors", lesson02.check_slerp, unnormalised_slerp, "without normalising"),
     ("slerp endpoints swapped", lesson02.check_slerp, swapped_weights_slerp, "endpoints swapped"),
     ("slerp 0/0", lesson02.check_slerp, nan_for_identical_slerp, "divides 0 by 0"),
+    ("slerp without clamping the cosine", lesson02.check_slerp, unclamped_slerp, "Clamp the cosine"),
     ("one angle for the batch", lesson02.check_slerp, one_angle_slerp, "one angle for the whole batch"),
     # 04.1
     ("gain without the 1", lesson04.check_conditional_batch_norm, gain_without_one_cbn, "without the 1"),
@@ -667,6 +724,7 @@ MISTAKES = [
     ("(B, K, 1, 1) maps", lesson04.check_one_hot_maps, single_pixel_maps, "expand them"),
     ("int64 maps", lesson04.check_one_hot_maps, integer_maps, ".float()"),
     ("channels-last maps", lesson04.check_one_hot_maps, channels_last_maps, "last axis"),
+    ("one_hot without num_classes", lesson04.check_one_hot_maps, no_num_classes_maps, "without num_classes"),
     # 04.3
     ("projection without head", lesson04.check_projection_logits, projection_only_logits, "unconditional term is missing"),
     ("projection summed over batch", lesson04.check_projection_logits, batch_summed_projection_logits, "PER SAMPLE"),
@@ -674,6 +732,7 @@ MISTAKES = [
     ("(B, 1) + (B,) broadcast", lesson04.check_projection_logits, broadcast_projection_logits, "(B, B)"),
     ("(B, 1) logits", lesson04.check_projection_logits, keepdim_projection_logits, "shape (B, 1)"),
     ("one-hot projection", lesson04.check_projection_logits, one_hot_projection_logits, "LEARNED vector per class"),
+    ("head without its bias", lesson04.check_projection_logits, biasless_head_logits, "bias is missing"),
     # 04.4
     ("D sees no labels", lesson04.check_conditional_d_loss, unconditional_d_loss, "called without labels"),
     ("fakes scored without labels", lesson04.check_conditional_d_loss, half_conditioned_d_loss, "called without labels"),
@@ -683,6 +742,8 @@ MISTAKES = [
     ("conditional swapped", lesson04.check_conditional_d_loss, swapped_conditional_d_loss, "swapped"),
     ("one-hot labels to D", lesson04.check_conditional_d_loss, one_hot_labels_d_loss, "int64"),
     ("conditional loss as float", lesson04.check_conditional_d_loss, float_conditional_d_loss, "loss tensor"),
+    ("conditional terms averaged", lesson04.check_conditional_d_loss, averaged_conditional_d_loss, "SUMS"),
+    ("conditional sigmoid then BCE", lesson04.check_conditional_d_loss, sigmoid_bce_conditional_d_loss, "saturated logits"),
     # 05.1
     ("critic loss sign", lesson05.check_critic_loss, flipped_critic_loss, "wrong sign"),
     ("critic loss BCE", lesson05.check_critic_loss, losses.d_loss_bce, "BCE"),
@@ -694,6 +755,7 @@ MISTAKES = [
     ("GP without create_graph", lesson05.check_gradient_penalty, no_create_graph_gp, "create_graph=True"),
     ("GP at the real samples", lesson05.check_gradient_penalty, at_real_gp, "at the real samples"),
     ("GP x_hat without grad", lesson05.check_gradient_penalty, no_requires_grad_gp, "requires_grad_(True)"),
+    ("GP with its own eps", lesson05.check_gradient_penalty, own_eps_gp, "Use the eps you are given"),
     # 05.3
     ("clipping gradients", lesson05.check_clip_weights, clips_gradients, "GRADIENTS"),
     ("biases not clipped", lesson05.check_clip_weights, clips_weights_only, "biases were not clipped"),

@@ -411,6 +411,12 @@ def undetached_d_loss(D, x, y_real, y_fake):
     return 0.5 * (_bce(D(torch.cat([x, y_real], 1)), 1) + _bce(D(torch.cat([x, y_fake], 1)), 0))
 
 
+def sigmoid_bce_d_loss(D, x, y_real, y_fake):
+    real = torch.sigmoid(D(torch.cat([x, y_real], 1)))
+    fake = torch.sigmoid(D(torch.cat([x, y_fake.detach()], 1)))
+    return 0.5 * (F.binary_cross_entropy(real, torch.ones_like(real)) + F.binary_cross_entropy(fake, torch.zeros_like(fake)))
+
+
 def no_half_d_loss(D, x, y_real, y_fake):
     return _bce(D(torch.cat([x, y_real], 1)), 1) + _bce(D(torch.cat([x, y_fake.detach()], 1)), 0)
 
@@ -526,6 +532,7 @@ MISTAKES = [
     ("pair on the batch axis", lesson07.check_d_loss, (batch_axis_d_loss,), "torch.cat([x, y], dim=1)"),
     ("real pair twice", lesson07.check_d_loss, (real_twice_d_loss,), "the fake pair uses y_real"),
     ("summed over patches", lesson07.check_d_loss, (summed_d_loss,), "summed over the patches"),
+    ("sigmoid then BCE", lesson07.check_d_loss, (sigmoid_bce_d_loss,), "saturated patch logits"),
     # 07.5
     ("PSNR on [-1, 1]", lesson07.check_psnr, (unscaled_psnr,), "map both images to [0, 1]"),
     ("one PSNR for the batch", lesson07.check_psnr, (batch_psnr,), "one number for the whole batch"),

@@ -490,6 +490,15 @@ def wrong_d_loss_r1(point=lambda x_real, x_fake: x_real, factor=0.5, reduce=lamb
     return d_loss_r1
 
 
+def sigmoid_bce_d_loss_r1(D, x_real, x_fake, gamma):
+    """Sigmoid then binary_cross_entropy: right for moderate logits, clamped at saturated ones."""
+    p_real, p_fake = torch.sigmoid(D(x_real)), torch.sigmoid(D(x_fake))
+    loss = F.binary_cross_entropy(p_real, torch.ones_like(p_real)) + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))
+    x = x_real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return loss + gamma / 2 * squared_norms(grad).mean()
+
+
 check_r1 = lesson09.check_d_loss_r1
 R1_MISTAKES = [
     ("R1 on fake images", wrong_d_loss_r1(point=lambda r, f: f), "FAKE images"),
@@ -511,6 +520,7 @@ R1_MISTAKES = [
     ("real and fake swapped", wrong_d_loss_r1(swapped=True), "swapped"),
     ("returns a float", wrong_d_loss_r1(finish=lambda loss: loss.item()), "Python float"),
     ("loss detached", wrong_d_loss_r1(finish=lambda loss: loss.detach()), "cut off from D's weights"),
+    ("sigmoid then BCE", sigmoid_bce_d_loss_r1, "saturated logits"),
 ]
 
 # ----- 09.6 mix_styles -----

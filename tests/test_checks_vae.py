@@ -165,6 +165,10 @@ def shared_noise_reparameterize(mu, logvar, generator=None):
     return mu + torch.exp(logvar / 2) * torch.randn(mu.shape[1], generator=generator)
 
 
+def per_sample_noise_reparameterize(mu, logvar, generator=None):
+    return mu + torch.exp(logvar / 2) * torch.randn(mu.shape[0], 1, generator=generator)  # one eps per sample
+
+
 def uniform_noise_reparameterize(mu, logvar, generator=None):
     return mu + torch.exp(logvar / 2) * torch.rand(mu.shape, generator=generator)
 
@@ -233,6 +237,11 @@ def _kl(mu, logvar):
 
 def pixel_mean_loss(x, logits, mu, logvar, beta):
     return F.binary_cross_entropy_with_logits(logits, (x + 1) / 2) + beta * _kl(mu, logvar).mean()
+
+
+def sigmoid_bce_loss(x, logits, mu, logvar, beta):
+    recon = F.binary_cross_entropy(torch.sigmoid(logits), (x + 1) / 2, reduction="sum") / x.shape[0]
+    return recon + beta * _kl(mu, logvar).mean()
 
 
 def mse_loss(x, logits, mu, logvar, beta):
@@ -327,6 +336,7 @@ MISTAKES = [
     ("no noise", lesson06.check_reparameterize, no_noise_reparameterize, "the noise is missing"),
     ("randn_like without generator", lesson06.check_reparameterize, ignores_generator_reparameterize, "ignores the `generator`"),
     ("one eps for the batch", lesson06.check_reparameterize, shared_noise_reparameterize, "every row got the same noise"),
+    ("one eps per sample", lesson06.check_reparameterize, per_sample_noise_reparameterize, "same in every latent dimension"),
     ("uniform eps", lesson06.check_reparameterize, uniform_noise_reparameterize, "torch.randn, not torch.rand"),
     ("detached z", lesson06.check_reparameterize, detached_reparameterize, "cut off from mu and logvar"),
     ("exp(-logvar / 2)", lesson06.check_reparameterize, flipped_exponent_reparameterize, "sign in the exponent"),
@@ -344,6 +354,7 @@ MISTAKES = [
     ("KL per dimension", lesson06.check_kl_normal, per_dimension_kl, "one KL per latent dimension"),
     # 06.3
     ("loss averaged over pixels", lesson06.check_vae_loss, pixel_mean_loss, "averaged over the pixels"),
+    ("sigmoid then BCE", lesson06.check_vae_loss, sigmoid_bce_loss, "saturated logits"),
     ("MSE for Bernoulli", lesson06.check_vae_loss, mse_loss, "squared error"),
     ("MSE on logits", lesson06.check_vae_loss, mse_on_logits_loss, "squared error"),
     ("KL subtracted", lesson06.check_vae_loss, kl_subtracted_loss, "KL has the wrong sign"),

@@ -50,30 +50,58 @@ def check_to_model_range(to_model_range) -> None:
             raise Mistake(f"to_model_range returned dtype {out.dtype}; models need floating-point input. Convert with .float() before dividing.")
         if tuple(out.shape) == tuple(pixels.shape) and pixels.dim() == 4:
             raise Mistake("wrong shape: the channels are still last (N, H, W, C). PyTorch wants (N, C, H, W): use .permute(0, 3, 1, 2).")
+        if pixels.dim() == 4 and tuple(out.shape) == (shape[0], shape[1], shape[3], shape[2]):
+            raise Mistake(f"height and width are swapped: a (2, 5, 6, 3) batch should become (2, 3, 5, 6), yours is "
+                          f"{tuple(out.shape)}. Only the channel axis moves: .permute(0, 3, 1, 2) keeps H before W.")
         expect_shape(out, shape, "to_model_range", "Grayscale (N, H, W) gains a channel axis: (N, 1, H, W).")
         ref = reference_to_model_range(pixels)
         if close(out, (ref + 1) / 2, atol=1e-3):
             raise Mistake("your values are in [0, 1]; the course's models use [-1, 1]. Divide by 127.5 and subtract 1.")
-        if not close(out, ref, atol=1e-4):
-            lo, hi = out.min().item(), out.max().item()
-            raise Mistake(f"values should run from -1 (pixel 0) to 1 (pixel 255); yours run from {lo:.3g} to {hi:.3g}.")
+        if close(out, ref, atol=1e-4):
+            continue
+        lo, hi = out.min().item(), out.max().item()
+        if pixels.dim() == 4 and close(out.flatten().sort().values, ref.flatten().sort().values, atol=1e-4):
+            raise Mistake(
+                "the values are right but sit in the wrong places: .view or .reshape to (N, C, H, W) keeps the numbers "
+                "in memory order, so the channels of neighbouring pixels get mixed into one image plane. Move the "
+                "channel axis with .permute(0, 3, 1, 2), which reorders the axes."
+            )
+        if lo < -1 - 1e-4 or hi > 1 + 1e-4:
+            raise Mistake(f"values should run from -1 (pixel 0) to 1 (pixel 255); yours run from {lo:.3g} to {hi:.3g}. "
+                          "Divide by 127.5, then subtract 1.")
+        raise Mistake("the range is right but some values differ from pixels / 127.5 - 1: check the arithmetic (a "
+                      "uint8 division or subtraction before .float() wraps around or rounds).")
 
 
 @exercise("00.2", "[-1, 1] images back to uint8 pixels")
 def check_to_pixels(to_pixels) -> None:
     g = torch.Generator().manual_seed(case_seed(1))
-    images = torch.rand(3, 1, 4, 4, generator=g) * 2 - 1
+    images = torch.rand(3, 1, 4, 5, generator=g) * 2 - 1  # H != W, so swapped spatial axes show
     images[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.999, -0.9999])
     out = expect_tensor(call(to_pixels, images.clone()), "to_pixels")
     if out.dtype != torch.uint8:
         raise Mistake(f"to_pixels should return dtype torch.uint8, got {out.dtype}. Use .to(torch.uint8) at the end.")
-    expect_shape(out, (3, 4, 4, 1), "to_pixels", "Pixels are stored channels-last: (N, H, W, C).")
+    if tuple(out.shape) == (3, 5, 4, 1):
+        raise Mistake("height and width are swapped: a (3, 1, 4, 5) batch came back (3, 5, 4, 1). Only the channel "
+                      "axis moves: .permute(0, 2, 3, 1) keeps H before W (.permute(0, 3, 2, 1) also swaps them).")
+    expect_shape(out, (3, 4, 5, 1), "to_pixels", "Pixels are stored channels-last: (N, H, W, C).")
     ref = reference_to_pixels(images)
     truncated = ((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1)
     if torch.equal(out, truncated) and not torch.equal(out, ref):
         raise Mistake("you truncate instead of rounding: 0.999 should become 255, not 254. Call .round() before the cast.")
     if not torch.equal(out, ref):
-        raise Mistake("some pixel values differ from (x + 1) * 127.5 rounded; check the scaling.")
+        if torch.equal(out.flatten().sort().values, ref.flatten().sort().values):
+            raise Mistake("the pixel values are right but in the wrong places: .view or .reshape keeps memory order; "
+                          "move the channel axis to the end with .permute(0, 2, 3, 1).")
+        worst = (out.int() - ref.int()).abs().max().item()
+        raise Mistake(f"some pixel values differ from round((x + 1) * 127.5) by up to {worst}: the map is x -> (x + 1) "
+                      "* 127.5 (not x * 255 or x * 127.5 + 127), then .round(), then the uint8 cast.")
+    rgb = torch.rand(2, 3, 2, 3, generator=g) * 2 - 1  # colour: a reshape no longer equals the permute
+    out = expect_tensor(call(to_pixels, rgb.clone()), "to_pixels")
+    expect_shape(out, (2, 2, 3, 3), "to_pixels", "A colour batch (N, 3, H, W) becomes (N, H, W, 3).")
+    if not torch.equal(out, reference_to_pixels(rgb)):
+        raise Mistake("right for grayscale but not for colour: the pixel values are in the wrong places. .view or "
+                      ".reshape keeps memory order and mixes the channels; move the channel axis with .permute(0, 2, 3, 1).")
     overshoot = torch.tensor([[[[1.2, -1.3]]]])  # a generator's tanh never does this, but a VAE's decoder can
     out = expect_tensor(call(to_pixels, overshoot), "to_pixels").flatten().tolist()
     if out != [255, 0]:
@@ -89,10 +117,6 @@ def check_training_step(training_step) -> None:
     initial = copy.deepcopy(model)
     ref_opt = torch.optim.SGD(ref_model.parameters(), lr=0.1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    # Leave a stale gradient behind, as a previous step would: a correct step clears it.
-    for m in (model, ref_model):
-        for p in m.parameters():
-            p.grad = torch.ones_like(p)
     loss = call(training_step, model, opt, x, y)
     ref_loss = reference_training_step(ref_model, ref_opt, x, y)
     if isinstance(loss, torch.Tensor):
@@ -100,14 +124,22 @@ def check_training_step(training_step) -> None:
     if not isinstance(loss, float):
         raise Mistake(f"training_step should return the loss as a float, got {type(loss).__name__}.")
     if abs(loss - ref_loss) > 1e-5:
-        raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}).")
+        raise Mistake(f"the returned loss {loss:.5f} is not the mean squared error before the update ({ref_loss:.5f}): "
+                      "compute it once, before optimizer.step(), and return that value (not a second forward pass after "
+                      "the update, and not a sum over the elements).")
     if all(torch.equal(a, b) for a, b in zip(model.parameters(), initial.parameters())):
         raise Mistake("the weights did not change: call loss.backward() and then optimizer.step().")
-    if not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters())):
+    same = lambda: all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), ref_model.parameters()))  # noqa: E731
+    if not same():
+        raise Mistake("the weights after your step differ from one SGD step on the mean squared error: take the mean "
+                      "over all elements of (model(x) - y) ** 2, and step once.")
+    # A second step: gradients the first one left in .grad would be added to the new ones now.
+    call(training_step, model, opt, x, y)
+    reference_training_step(ref_model, ref_opt, x, y)
+    if not same():
         raise Mistake(
-            "the weights after your step differ from one SGD step on the MSE loss. The order is "
-            "optimizer.zero_grad(), loss.backward(), optimizer.step(): without zero_grad, gradients "
-            "left over from the previous step are added to this one."
+            "the first step was right, but the second differs: without optimizer.zero_grad() before loss.backward(), "
+            "the gradients left over from the previous step are added to this one."
         )
 
 

@@ -56,8 +56,13 @@ def check_d_loss(d_loss) -> None:
         raise Mistake("wrong reduction: you summed over the batch. Take the mean of each term, so the loss does not grow with the batch size.")
     if close(out, torch.cat([per_real, per_fake]).mean()):
         raise Mistake("wrong reduction: the course's convention is mean over the real batch PLUS mean over the fake batch (2 log 2 when D outputs 1/2); you averaged them together.")
+    if close(out, F.softplus(-real).mean() + F.softplus(-fake).mean()):
+        raise Mistake("the fake term uses the label 1: fakes are labelled 0, so their term is -log(1 - D(x_fake)) = "
+                      "softplus(fake_logit), not -log D(x_fake).")
     if not close(out, ref):
-        raise Mistake(f"d_loss gives {out.item():.5f} where the reference gives {ref.item():.5f}. Use -[mean log D(x_real) + mean log(1 - D(x_fake))] with D = sigmoid(logit).")
+        raise Mistake(f"d_loss gives {out.item():.5f} where the reference gives {ref.item():.5f}. Is each term a mean "
+                      "over its own batch (the batches have 16 and 12 samples), and do the logits go through sigmoid "
+                      "(or logsigmoid) exactly once?")
     zero = call(d_loss, torch.zeros(4), torch.zeros(4))
     if not close(zero, 2 * math.log(2)):
         raise Mistake(f"at logits 0 (D = 1/2 everywhere) the loss should be 2 log 2 = 1.3863, got {float(zero):.4f}.")
@@ -68,6 +73,12 @@ def check_d_loss(d_loss) -> None:
     out.backward()
     if real_g.grad is None or not close(real_g.grad, torch.sigmoid(real) / len(real) - 1 / len(real), atol=1e-5):
         raise Mistake("the gradient with respect to the real logits is not (sigmoid(logit) - 1) / B; check the real term.")
+    saturated = torch.tensor([40.0, 40.0], requires_grad=True)  # fakes that D wrongly calls real, confidently
+    call(d_loss, torch.zeros(2), saturated).backward()
+    if saturated.grad is None or not close(saturated.grad, torch.tensor([0.5, 0.5]), atol=1e-4):
+        got = None if saturated.grad is None else saturated.grad.tolist()
+        raise Mistake(f"at a fake logit of +40 the gradient should be sigmoid(40) / B = 0.5 per sample, yours is {got}: "
+                      f"sigmoid(40) rounds to 1, so the loss and its slope are lost. {UNSTABLE_HINT}")
 
 
 @exercise("01.2", "non-saturating generator loss", forbid=("course_lib.losses.g_loss_nonsaturating",))
@@ -87,15 +98,27 @@ def check_g_loss(g_loss) -> None:
     if close(out, ref * len(fake)):
         raise Mistake("wrong reduction: you summed over the batch; take the mean.")
     if not close(out, ref):
-        raise Mistake(f"g_loss gives {out.item():.5f} where -mean log sigmoid(logits) gives {ref.item():.5f}.")
+        raise Mistake(f"g_loss gives {out.item():.5f} where -mean log sigmoid(logits) gives {ref.item():.5f}. The input "
+                      "is logits: apply sigmoid (or logsigmoid) exactly once, and label the fakes 1 (G wants them called real).")
     zero = call(g_loss, torch.zeros(3))
     if not close(zero, math.log(2)):
         raise Mistake(f"at logit 0 (D = 1/2) the loss should be log 2 = 0.6931, got {float(zero):.4f}.")
     extreme = call(g_loss, torch.tensor([-200.0, 0.0]))
     expect_finite(expect_tensor(extreme, "g_loss"), "g_loss at a logit of -200", UNSTABLE_HINT)
+    if not close(extreme, losses.g_loss_nonsaturating(torch.tensor([-200.0, 0.0])), rtol=1e-3):
+        raise Mistake(f"at logits (-200, 0) the loss should be (200 + log 2) / 2 = 100.35, got {float(extreme):.4g}: "
+                      f"sigmoid(-200) rounds to 0, and F.binary_cross_entropy clamps log 0 to -100. {UNSTABLE_HINT}")
     out.backward()
     if fake_g.grad is None or not close(fake_g.grad, (torch.sigmoid(fake) - 1) / len(fake), atol=1e-5):
-        raise Mistake("the gradient with respect to the logits should be (sigmoid(logit) - 1) / B.")
+        raise Mistake("the gradient with respect to the logits should be (sigmoid(logit) - 1) / B; check the sign and "
+                      "that the loss is a mean over the batch.")
+    saturated = torch.tensor([-40.0, -40.0], requires_grad=True)  # D confidently rejects both fakes
+    call(g_loss, saturated).backward()
+    if saturated.grad is None or not close(saturated.grad, torch.tensor([-0.5, -0.5]), atol=1e-4):
+        got = None if saturated.grad is None else saturated.grad.tolist()
+        raise Mistake(f"at a saturated logit of -40 the gradient should be (sigmoid(-40) - 1) / B = -0.5 per sample, "
+                      f"yours is {got}: going through sigmoid first loses it (sigmoid(-40) is 4e-18, and its slope "
+                      f"vanishes), exactly where G needs it most. {UNSTABLE_HINT}")
 
 
 def _densities():
@@ -115,7 +138,12 @@ def check_optimal_discriminator(optimal_discriminator) -> None:
     if close(out, 1 - ref):
         raise Mistake("you returned p_g / (p_data + p_g): D* is the probability that x is REAL, p_data / (p_data + p_g).")
     if not close(out, ref):
-        raise Mistake("D*(x) should equal p_data(x) / (p_data(x) + p_g(x)) at every grid point.")
+        if close(out, p_data / (p_data + p_g + 1e-12), rtol=1e-2) or close(out, p_data / (p_data + p_g + 1e-8), rtol=1e-2):
+            raise Mistake("a small epsilon in the denominator changes D* in the tails, where both densities are far "
+                          "below it (D* there should still be p_data / (p_data + p_g)). Guard only the 0 / 0 points, "
+                          "with torch.where.")
+        raise Mistake("D*(x) should equal p_data(x) / (p_data(x) + p_g(x)) at every grid point; the densities are "
+                      "used as they are (no log, no normalisation, no integral over x).")
     disjoint_data = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
     disjoint_g = torch.tensor([0.0, 0.0, 0.5, 0.0], dtype=torch.float64)
     edge = expect_tensor(call(optimal_discriminator, disjoint_data, disjoint_g), "optimal_discriminator")
@@ -140,7 +168,8 @@ def check_value_function(value_function) -> None:
     if close(out, -ref):
         raise Mistake("wrong sign: V = ∫ p_data log D + p_g log(1 - D) dx, which is <= 0.")
     if not close(out, ref):
-        raise Mistake(f"V gives {float(out):.5f} where ∫ p_data log D + p_g log(1 - D) dx gives {ref.item():.5f}.")
+        raise Mistake(f"V gives {float(out):.5f} where ∫ p_data log D + p_g log(1 - D) dx gives {ref.item():.5f}. D is "
+                      "already a probability (don't apply sigmoid), and the second term uses log(1 - D), weighted by p_g.")
     support = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
     fake = torch.tensor([0.0, 0.0, 0.5, 0.5], dtype=torch.float64)
     perfect = torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
@@ -169,7 +198,8 @@ def check_js_divergence(js_divergence) -> None:
     if close(out, kl) or close(out, gan_math.kl_divergence(p_g, p_data, dx)):
         raise Mistake("this is KL(p ‖ q), not JS: compare each density with the mixture m = (p + q) / 2.")
     if not close(out, ref, rtol=1e-3):
-        raise Mistake(f"JS gives {float(out):.5f} where the reference gives {ref.item():.5f}.")
+        raise Mistake(f"JS gives {float(out):.5f} where the reference gives {ref.item():.5f}. Compare each density "
+                      "with the mixture m = (p + q) / 2 (not with each other), and multiply each KL sum by dx.")
     swapped = call(js_divergence, p_g.clone(), p_data.clone(), dx)
     if not close(swapped, out, rtol=1e-3):
         raise Mistake("JS must be symmetric: js(p, q) = js(q, p). Yours is not; check both KL terms.")
@@ -226,9 +256,12 @@ def check_toy_step(toy_gan_step) -> None:
     if _same(G, G0):
         raise Mistake("G did not change: call opt_G.zero_grad(), g_loss.backward() and opt_G.step() in the G step.")
     if not _same(D, ref_D):
-        raise Mistake("D's update differs from one Adam step on the BCE discriminator loss with the fakes detached.")
+        raise Mistake("D's update differs from one Adam step on the BCE discriminator loss with the fakes detached. "
+                      "Make the fakes from the given z (don't draw new noise), score x_real with label 1 and the fakes "
+                      "with label 0, and step only opt_D here.")
     if abs(logs["d_loss"] - expected["d_loss"]) > 1e-4:
-        raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}).")
+        raise Mistake(f"logged d_loss {logs['d_loss']:.5f} differs from the D loss before the update ({expected['d_loss']:.5f}): "
+                      "log the value of the loss you back-propagated, not one recomputed after opt_D.step().")
     if not _same(G, ref_G):
         G2, D2, oG2, oD2, xr, zz = _toy_setup()
         toy_gan.toy_gan_step(G2, D2, oG2, oD2, xr, zz, g_loss="saturating")
@@ -238,9 +271,21 @@ def check_toy_step(toy_gan_step) -> None:
         _g_step_first(G3, D3, oG3, oD3, xr, zz)
         if _same(G, G3):
             raise Mistake("order: update D first, then G against the UPDATED D (compute D(x_fake) again after opt_D.step()).")
-        raise Mistake("G's update differs from one Adam step on the non-saturating loss -mean log D(G(z)) through the updated D.")
+        raise Mistake("G's update differs from one Adam step on the non-saturating loss -mean log D(G(z)) through the "
+                      "updated D. Use the given z, don't detach the fakes in G's loss, and call opt_G.step() (not opt_D's).")
     if abs(logs["g_loss"] - expected["g_loss"]) > 1e-4:
-        raise Mistake(f"logged g_loss {logs['g_loss']:.5f} differs from the reference ({expected['g_loss']:.5f}).")
+        raise Mistake(f"logged g_loss {logs['g_loss']:.5f} differs from the reference ({expected['g_loss']:.5f}): log "
+                      "the G loss computed through the UPDATED D, before opt_G.step().")
+    # A second step: gradients left in .grad by the first (G's backward also fills D's .grad) show now.
+    call(toy_gan_step, G, D, opt_G, opt_D, x_real.clone(), z.clone())
+    toy_gan.toy_gan_step(ref_G, ref_D, ref_opt_G, ref_opt_D, x_real.clone(), z.clone())
+    if not _same(D, ref_D):
+        raise Mistake("the first step was right, but in the second D's update differs: missing opt_D.zero_grad() before "
+                      "d_loss.backward()? G's backward in the first step left gradients in D's .grad, and they were "
+                      "added to the new ones.")
+    if not _same(G, ref_G):
+        raise Mistake("the first step was right, but in the second G's update differs: missing opt_G.zero_grad() before "
+                      "g_loss.backward()? The first step's gradients were still in G's .grad and were added to the new ones.")
 
 
 def _g_step_first(G, D, opt_G, opt_D, x_real, z) -> None:

@@ -89,8 +89,12 @@ def check_feature_stats(feature_stats) -> None:
                       "FD implementations use) divides by N - 1; with 10 samples that is an 11% difference.")
     if close(sigma, x.T @ x / (len(x) - 1)) or close(sigma, x.T @ x / len(x)):
         raise Mistake("the covariance must be computed from CENTRED features (subtract the mean first); you used the raw features.")
+    if close(sigma, (x - x.mean()).T @ (x - x.mean()) / (len(x) - 1)):
+        raise Mistake("you subtracted one overall mean, x.mean(), from every feature: each feature has its own mean, "
+                      "so centre with x.mean(0) (shape (F,)) before centred.T @ centred / (N - 1).")
     if not close(sigma, torch.from_numpy(ref.sigma)):
-        raise Mistake("sigma is not the covariance centred.T @ centred / (N - 1).")
+        raise Mistake("sigma is not the covariance centred.T @ centred / (N - 1). Centre with the per-feature mean "
+                      "x.mean(0); with torch.cov or numpy.cov, pass the features as rows (x.T) or use rowvar=False.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,7 +151,9 @@ def check_frechet_distance(frechet_distance) -> None:
             raise Mistake(messages[name])
     if not _near(out, ref, rtol=1e-4, atol=1e-6):
         raise Mistake(f"frechet_distance gives {out:.6f} where the reference gives {ref:.6f}. "
-                      "FD = ||mu_a - mu_b||² + Tr(S_a) + Tr(S_b) - 2 Tr(sqrtm(S_a @ S_b)) with unbiased covariances.")
+                      "FD = ||mu_a - mu_b||² + Tr(S_a) + Tr(S_b) - 2 Tr(sqrtm(S_a @ S_b)) with unbiased covariances. "
+                      "A common slip: sqrtm(S_a) @ sqrtm(S_b) in place of sqrtm(S_a @ S_b); they agree only when the two "
+                      "covariances commute.")
     same = _as_float(call(frechet_distance, a.clone(), a.clone()), "frechet_distance")
     if abs(same) > 1e-6:
         raise Mistake(f"the FD of a set with itself should be 0, got {same:.3g}.")
@@ -177,7 +183,8 @@ def check_kth_neighbour_radii(kth_neighbour_radii) -> None:
     if close(out, ref ** 2):
         raise Mistake("these are squared distances; the radius is the Euclidean distance (torch.cdist gives it directly).")
     if not close(out, ref):
-        raise Mistake("the radii do not match the distance to the k-th nearest other sample.")
+        raise Mistake("the radii do not match the distance to the k-th nearest other sample. Use Euclidean distances "
+                      "(torch.cdist), and mind the counting: kthvalue is 1-based, an index into sort() 0-based.")
     line = torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64)
     radii = _as_tensor(call(kth_neighbour_radii, line, 1), "kth_neighbour_radii")
     if not close(radii, torch.tensor([1.0, 1.0, 2.0, 4.0], dtype=torch.float64)):
@@ -239,10 +246,20 @@ def check_precision_recall(precision_recall) -> None:
     if not (0 <= precision <= 1 and 0 <= recall <= 1):
         raise Mistake(f"precision and recall are fractions in [0, 1], got {precision:.3g} and {recall:.3g}.")
     if not (_near(precision, ref_p) and _near(recall, ref_r)):
-        raise Mistake(f"got precision {precision:.4f}, recall {recall:.4f}; expected {ref_p:.4f}, {ref_r:.4f}.")
+        raise Mistake(f"got precision {precision:.4f}, recall {recall:.4f}; expected {ref_p:.4f}, {ref_r:.4f}. A sample "
+                      "counts when it lies in AT LEAST ONE ball of the other set (any over that set, not all or a count), "
+                      "with the radii of exercise 03.3 for the given k.")
     same_p, same_r = (_as_float(v, "precision_recall") for v in call(precision_recall, real.clone(), real.clone(), 3))
     if not (same_p == 1.0 and same_r == 1.0):
         raise Mistake(f"a set compared with itself has precision = recall = 1 (every point lies in its own ball), got {same_p:.3g}, {same_r:.3g}.")
+    line_real = torch.tensor([[0.0], [1.0], [3.0], [7.0]], dtype=torch.float64)  # k = 1 radii [1, 1, 2, 4]
+    line_fake = torch.tensor([[11.0], [20.0]], dtype=torch.float64)                # 11 is exactly 4 from 7
+    edge_p, edge_r = (_as_float(v, "precision_recall") for v in call(precision_recall, line_real, line_fake, 1))
+    if (edge_p, edge_r) != (0.5, 0.5):
+        hint = (" The fake at 11 lies exactly on the ball of the real 7 (radius 4): a ball includes its boundary, "
+                "d <= radius, not d < radius." if edge_p == 0.0 else "")
+        raise Mistake(f"on a line, reals 0, 1, 3, 7 and fakes 11, 20 with k = 1 give precision = recall = 0.5; "
+                      f"yours gives {edge_p:.3g}, {edge_r:.3g}.{hint}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,7 +296,8 @@ def check_mmd2_unbiased(mmd2_unbiased) -> None:
         if _near(out, value):
             raise Mistake(messages[name])
     if not _near(out, ref):
-        raise Mistake(f"mmd2_unbiased gives {out:.6f} where the reference gives {ref:.6f}.")
+        raise Mistake(f"mmd2_unbiased gives {out:.6f} where the reference gives {ref:.6f}. The kernel is "
+                      "(x·y / F + 1)³ with F the feature dimension; the cross term averages all m·n pairs, diagonal included.")
     swapped = _as_float(call(mmd2_unbiased, y.clone(), x.clone()), "mmd2_unbiased")
     if not _near(swapped, ref):
         raise Mistake("MMD² is symmetric: mmd2_unbiased(y, x) should equal mmd2_unbiased(x, y).")
@@ -306,7 +324,9 @@ def check_inception_score(inception_score) -> None:
     if _near(out, math.exp(float((probs * (probs.log() - wrong_marginal.log())).sum(1).mean()))):
         raise Mistake("wrong marginal: p(y) is the average prediction over the SAMPLES (mean over dim 0), one probability per class.")
     if not _near(out, ref):
-        raise Mistake(f"inception_score gives {out:.6f} where the reference gives {ref:.6f}.")
+        raise Mistake(f"inception_score gives {out:.6f} where the reference gives {ref:.6f}: exp of the mean over samples "
+                      "of KL(p(y|x) || p(y)), with p(y) the mean of the rows (over the samples, dim 0) and the KL summed "
+                      "over the classes.")
     one_hot = torch.eye(4, dtype=torch.float64).repeat(5, 1)  # confident and balanced over 4 classes
     zero_hint = "Does your code handle zero probabilities? 0 · log 0 must count as 0 (torch.xlogy does that)."
     best = _as_float(call(inception_score, one_hot), "inception_score", zero_hint)

@@ -8,7 +8,9 @@ scores the fakes with the labels they were generated with. The classic mistakes 
 gain without the 1 (a fresh layer multiplies by zero), per-class vectors broadcast along the width
 instead of the channels, scaling before normalising (the norm then undoes part of the class),
 gain and shift swapped, maps that were never expanded, a (B, 1) + (B,) broadcast into (B, B), a
-projection summed over the batch, and a discriminator that never sees the labels.
+projection summed over the batch, a head applied without its bias, ``F.one_hot`` without
+``num_classes`` (too few maps for a batch that misses the last classes), averaged loss terms, and
+a discriminator that never sees the labels.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def check_conditional_batch_norm(conditional_batch_norm) -> None:
             raise Mistake(message)
     if not close(out, ref):
         raise Mistake("conditional_batch_norm should equal bn(h) * (1 + gain(e))[:, :, None, None] + "
-                      "bias(e)[:, :, None, None].")
+                      "bias(e)[:, :, None, None]. Use the given bn (a new nn.BatchNorm2d or F.batch_norm with another "
+                      "eps normalises differently) and the given gain and bias layers, applied to e.")
 
     # Another shape (C != H), and the gradient must reach both maps.
     h, e, bn, gain, bias = _cbn_setup(batch=4, channels=5, size=2, seed=1)
@@ -153,6 +156,15 @@ def check_one_hot_maps(one_hot_maps) -> None:
     x = torch.zeros(3, 1, 4, 4)
     stacked = call(torch.cat, [x, out], dim=1, what="torch.cat([x, maps], dim=1)")
     expect_shape(stacked, (3, 6, 4, 4), "torch.cat([x, maps], dim=1)")
+    few = torch.tensor([1, 0, 1, 2])  # a batch without the classes 3 and 4
+    out = expect_tensor(call(one_hot_maps, few.clone(), 5, 4), "one_hot_maps")
+    if out.dim() == 4 and tuple(out.shape[::2]) == (4, 4) and out.shape[1] == 3:
+        raise Mistake("for labels [1, 0, 1, 2] with num_classes = 5 you made 3 maps: F.one_hot(labels) without "
+                      "num_classes makes max(labels) + 1 columns, so a batch that misses the last classes gets too few "
+                      "channels (and D's first layer breaks). Pass it: F.one_hot(labels, num_classes).")
+    expect_shape(out, (4, 5, 4, 4), "one_hot_maps", "(B, num_classes, size, size), whatever labels the batch holds.")
+    if not close(out, reference_one_hot_maps(few, 5, 4)):
+        raise Mistake("for labels [1, 0, 1, 2] channel labels[i] of sample i should be all ones and the others zeros.")
 
 
 def _louder(D: nn.Module) -> nn.Module:
@@ -175,6 +187,8 @@ def check_projection_logits(projection_logits) -> None:
     torch.manual_seed(case_seed(0))
     cfg = gan.DCGANConfig(base_channels=2, num_classes=5, conditioning="projection")
     D = _louder(gan.Discriminator(cfg)).eval()
+    with torch.no_grad():
+        D.head.bias.fill_(0.7)  # a trained head's bias; the fresh zero would hide a head applied without it
     g = torch.Generator().manual_seed(case_seed(1))
     x = torch.rand(3, 1, 32, 32, generator=g) * 2 - 1
     labels = torch.tensor([4, 1, 1])
@@ -219,8 +233,13 @@ def check_projection_logits(projection_logits) -> None:
         )
     if close(out, unconditional):
         raise Mistake("the projection term <embed(labels), h> is missing: your D ignores the labels.")
+    if close(out, expected - D.head.bias):
+        raise Mistake("head's bias is missing (h @ head.weight.T or F.linear without the bias): call the layer itself, "
+                      "head(h)[:, 0], which adds its trained bias.")
     if not close(out, expected, rtol=1e-4, atol=1e-6):
-        raise Mistake("your logits differ from course_lib.gan.Discriminator's: head(h)[:, 0] + (embed(labels) * h).sum(dim=1).")
+        raise Mistake("your logits differ from course_lib.gan.Discriminator's: head(h)[:, 0] + (embed(labels) * h).sum(dim=1). "
+                      "Use the given head and embed as they are (no new layers, no normalisation of h or of the class "
+                      "vectors), and the labels as indices into embed.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,9 +314,13 @@ def check_conditional_d_loss(conditional_d_loss) -> None:
     if close(loss, swapped) and not close(loss, ref):
         raise Mistake("real and fake are swapped: the real batch gets target 1 and the fakes target 0, "
                       "d_loss_bce(D(x_real, labels), D(x_fake, labels)).")
+    if close(loss, ref / 2, rtol=1e-4, atol=1e-6):
+        raise Mistake("you averaged the two terms; the course's convention SUMS the mean loss on the real batch and the "
+                      "mean loss on the fake batch: d_loss_bce(real_logits, fake_logits).")
     if not close(loss, ref, rtol=1e-4, atol=1e-6):
         raise Mistake(f"your loss {loss.item():.6f} differs from d_loss_bce(D(x_real, labels), D(G(z, labels).detach(), labels)) "
-                      f"= {ref.item():.6f}.")
+                      f"= {ref.item():.6f}. Likely causes: fresh noise instead of the given z, G or D switched to eval "
+                      "mode, or the logits passed through sigmoid before a loss that expects logits.")
     grads_in_G = []
     hooks = [p.register_hook(lambda grad: grads_in_G.append(1)) for p in G.parameters()]
     try:
@@ -309,6 +332,15 @@ def check_conditional_d_loss(conditional_d_loss) -> None:
         raise Mistake("missing detach: backpropagating D's loss reaches G's parameters. Score x_fake.detach() in D's loss.")
     if all(p.grad is None for p in D.parameters()):
         raise Mistake("no gradient reaches D's parameters from your loss.")
+    G, D, x_real, labels, z = _conditional_setup()
+    with torch.no_grad():
+        D.head.bias.fill_(40.0)  # a D that calls everything real, confidently: logits about +40
+    want = reference_conditional_d_loss(G, D, x_real, labels, z)
+    loss = expect_tensor(call(conditional_d_loss, G, D, x_real.clone(), labels.clone(), z.clone()), "conditional_d_loss")
+    if not close(loss, want, rtol=1e-4):
+        raise Mistake(f"with saturated logits (about +40 for every image) the loss should be {want.item():.2f}, yours is "
+                      f"{float(loss.detach()):.2f}: sigmoid(40) rounds to 1 and binary_cross_entropy clamps log 0 to "
+                      "-100. Work with logits: d_loss_bce, or F.binary_cross_entropy_with_logits.")
 
 
 EXERCISES = [check_conditional_batch_norm, check_one_hot_maps, check_projection_logits, check_conditional_d_loss]

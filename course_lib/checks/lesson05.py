@@ -59,7 +59,8 @@ def check_critic_loss(critic_loss) -> None:
     if close(out, fake.sum() - real.sum()):
         raise Mistake("wrong reduction: you summed over the batch; take the mean of each batch, so the loss does not grow with B.")
     if not close(out, ref):
-        raise Mistake(f"critic_loss gives {out.item():.5f} where mean(fake) - mean(real) gives {ref.item():.5f}.")
+        raise Mistake(f"critic_loss gives {out.item():.5f} where mean(fake) - mean(real) gives {ref.item():.5f}. The "
+                      "scores are used raw: no sigmoid, log, softplus, clamp or abs, and no margin.")
     same = call(critic_loss, real.clone(), real.clone())
     if not close(same, torch.tensor(0.0), atol=1e-6):
         raise Mistake(f"when real and fake scores are equal the loss is 0, got {float(same):.4g}.")
@@ -159,8 +160,14 @@ def check_gradient_penalty(gradient_penalty) -> None:
         for name, value in _gp_variants(critic, x_real, x_fake, eps).items():
             if math.isclose(float(out.detach()), value, rel_tol=1e-4, abs_tol=1e-6):
                 raise Mistake(GP_MESSAGES[name])
+        again = expect_tensor(_call_gp(gradient_penalty, critic, x_real, x_fake, eps), "gradient_penalty")
+        if not close(again, out):
+            raise Mistake("two calls with the same inputs gave different penalties: you draw your own random eps. "
+                          "Use the eps you are given (one value per sample, shape (B, 1, 1, 1)): "
+                          "x_hat = eps * x_real + (1 - eps) * x_fake.")
         raise Mistake(f"gradient_penalty gives {float(out.detach()):.6f} where mean_i (||grad critic(x_hat_i)||_2 - 1)² gives "
-                      f"{accepted[0].item():.6f}.")
+                      f"{accepted[0].item():.6f}. Is lambda left out (the caller multiplies by it), and the gradient taken "
+                      "of critic(x_hat).sum() with respect to x_hat itself?")
     for norm, want in ((1.0, 0.0), (2.0, 1.0), (0.5, 0.25)):
         value = expect_tensor(_call_gp(gradient_penalty, _linear_critic(norm), x_real, x_fake, eps), "gradient_penalty")
         if not close(value, torch.tensor(want), atol=1e-5):
@@ -291,7 +298,9 @@ def check_power_iteration(power_iteration) -> None:
         raise Mistake("the v update uses W where it needs the transpose: v lives in the input space, so "
                       "v = normalize(W^T u), then u = normalize(W v).")
     if not (close(u, ref_u) and close(v, ref_v)):
-        raise Mistake("u and v differ from one step of v = normalize(W^T u), u = normalize(W v) (v first, from the given u).")
+        raise Mistake("u and v differ from one step of v = normalize(W^T u), u = normalize(W v) (v first, from the given "
+                      "u). With n_iters = 1 the loop runs once; start from the given u (not a new random one), and "
+                      "compute v before u.")
     if not math.isclose(sigma, ref_sigma.item(), rel_tol=1e-4):
         raise Mistake(f"sigma should be u^T W v with the updated u and v ({ref_sigma.item():.5f}), got {sigma:.5f}.")
 
@@ -353,7 +362,9 @@ def check_hinge_d_loss(hinge_d_loss) -> None:
         if close(out, value) and not close(value, ref):
             raise Mistake(message)
     if not close(out, ref):
-        raise Mistake(f"hinge_d_loss gives {out.item():.5f} where mean relu(1 - real) + mean relu(1 + fake) gives {ref.item():.5f}.")
+        raise Mistake(f"hinge_d_loss gives {out.item():.5f} where mean relu(1 - real) + mean relu(1 + fake) gives {ref.item():.5f}. "
+                      "The margin is 1 on both sides, each relu is averaged over its own batch, and the two means are "
+                      "added (not averaged).")
     zero = call(hinge_d_loss, torch.zeros(4), torch.zeros(4))
     if not close(zero, torch.tensor(2.0)):
         raise Mistake(f"at all-zero scores each term is relu(1) = 1, so the loss is 2; got {float(zero):.4g}.")

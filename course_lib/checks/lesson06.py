@@ -8,10 +8,10 @@ importance-weighted bound log (1/k) sum_i w_i computed with a logsumexp (Burda e
 
 The classic mistakes they recognise: a z drawn with ``torch.normal`` (no gradient reaches mu),
 exp(logvar) or logvar used as the standard deviation, sqrt(logvar), no noise, noise that ignores
-the generator or is shared by the batch; a KL with the wrong sign, without the 1/2 or the -1,
+the generator, is shared by the batch or by a sample's dimensions; a KL with the wrong sign, without the 1/2 or the -1,
 averaged over latent dimensions, reversed, or fed sigma where log sigma^2 is expected; a loss
-averaged over pixels, a squared error where the Bernoulli log-likelihood is meant, targets left in
-[-1, 1], the KL subtracted, beta on the reconstruction; an IWAE bound that averages the
+averaged over pixels, a squared error where the Bernoulli log-likelihood is meant, sigmoid then
+``binary_cross_entropy`` (wrong at saturated logits), targets left in [-1, 1], the KL subtracted, beta on the reconstruction; an IWAE bound that averages the
 log-weights (the ELBO), forgets log k, exponentiates directly, or leaves out p(z) and q(z|x).
 """
 
@@ -93,6 +93,12 @@ def check_reparameterize(reparameterize) -> None:
     if close(std, torch.zeros_like(std), atol=1e-6):
         raise Mistake("every row got the same noise: eps must have the full shape of mu, (B, D), one independent "
                       "draw per sample and dimension, not one vector shared by the batch.")
+    eps = ((z - mu) / std).reshape(-1, 3)                         # the noise each entry got, standardised
+    corr = torch.corrcoef(eps.T)[0, 1].item()
+    if abs(corr) > 0.5:
+        raise Mistake(f"the noise of one sample is the same in every latent dimension (correlation {corr:.2f} between "
+                      "dimensions 0 and 1; it should be about 0): eps has shape (B, 1) or was drawn once per sample. "
+                      "Draw one value per sample AND dimension, eps of shape mu.shape, (B, D).")
     candidates = [
         (torch.exp(logvar), "you used exp(logvar), the VARIANCE, as the standard deviation: std = exp(logvar / 2) "
                             "(the square root of exp(logvar))."),
@@ -158,7 +164,9 @@ def check_kl_normal(kl_normal) -> None:
             raise Mistake(message)
     if not close(out, ref):
         raise Mistake(f"kl_normal gives {[round(v, 4) for v in out.tolist()]} where the reference gives "
-                      f"{[round(v, 4) for v in ref.tolist()]}: 0.5 * (mu^2 + exp(logvar) - 1 - logvar).sum(dim=1).")
+                      f"{[round(v, 4) for v in ref.tolist()]}: 0.5 * (mu^2 + exp(logvar) - 1 - logvar).sum(dim=1). "
+                      "Check each of the four terms: mu squared (not |mu|), exp(logvar) as the variance, the -1, and "
+                      "logvar itself (not its log or square).")
     if not out.requires_grad:
         raise Mistake("the KL is not connected to mu and logvar: stay in torch (no .item(), numpy or math).")
     zero = expect_tensor(call(kl_normal, torch.zeros(3, 2), torch.zeros(3, 2)), "kl_normal")
@@ -232,7 +240,9 @@ def check_vae_loss(vae_loss) -> None:
                       "reduction='none') summed over pixels, with x01 = (x + 1) / 2.")
     if not close(out, ref, rtol=1e-5):
         raise Mistake(f"your loss {out.item():.4f} differs from the reference {ref.item():.4f}: the batch mean of "
-                      "BCE-with-logits(logits, (x + 1) / 2) summed over pixels + beta * KL summed over latent dims.")
+                      "BCE-with-logits(logits, (x + 1) / 2) summed over pixels + beta * KL summed over latent dims. "
+                      "The decoder gives logits: don't apply sigmoid or tanh to them first, and don't binarise the "
+                      "targets (grey pixels keep their value in (0, 1)).")
     if not out.requires_grad:
         raise Mistake("the loss is not connected to the logits: stay in torch (no .item(), numpy or math).")
     out.backward()
@@ -243,6 +253,14 @@ def check_vae_loss(vae_loss) -> None:
     out = expect_tensor(call(vae_loss, x[:3], logits[:3], mu[:3], logvar[:3], 0.5), "vae_loss")
     if not close(out, reference_vae_loss(x[:3], logits[:3], mu[:3], logvar[:3], 0.5), rtol=1e-5):
         raise Mistake("correct for B = 4 and beta = 2.5 but not for B = 3 and beta = 0.5: is something hard-coded?")
+    # a decoder that is confidently wrong: logits of -40 on white pixels and +40 on black ones
+    sure = torch.where(x[:3] > 0, -40.0, 40.0).requires_grad_()
+    out = expect_tensor(call(vae_loss, x[:3], sure, mu[:3], logvar[:3], 0.5), "vae_loss")
+    want = reference_vae_loss(x[:3], sure.detach(), mu[:3], logvar[:3], 0.5)
+    if not close(out, want, rtol=1e-4):
+        raise Mistake(f"with saturated logits (+-40, each on the wrong side) the loss should be {want.item():.1f}, yours is "
+                      f"{float(out.detach()):.1f}: sigmoid(40) rounds to 1, and F.binary_cross_entropy then clamps log 0 to -100. "
+                      "Give the logits to F.binary_cross_entropy_with_logits, which never forms sigmoid(logits).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +320,8 @@ def check_iwae_bound(iwae_bound) -> None:
     # k = 1 must be the one-sample ELBO estimate, and another shape must work
     one = expect_tensor(call(iwae_bound, log_px[:1], log_pz[:1], log_qz[:1]), "iwae_bound")
     if not close(one, log_w[0], rtol=1e-6, atol=1e-3):
-        raise Mistake("with k = 1 the bound should equal the single log-weight log p(x|z) + log p(z) - log q(z|x).")
+        raise Mistake("with k = 1 the bound should equal the single log-weight log p(x|z) + log p(z) - log q(z|x): "
+                      "subtract log(k) with k read from the shape (log_w.shape[0]), not a fixed number.")
     terms = _log_terms(10, 2, seed=1)
     other = expect_tensor(call(iwae_bound, *terms), "iwae_bound")
     if not close(other, reference_iwae_bound(*terms), rtol=1e-6, atol=1e-3):

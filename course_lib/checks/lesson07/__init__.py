@@ -15,7 +15,7 @@ padding or the +1, with ceil or true division; an L2 term where L1 is meant, the
 least-squares GAN term, lambda on the wrong term or hard-coded, sums instead of means, wrong
 signs, y_real in the GAN term, log(sigmoid) that overflows; a discriminator that sees y without
 its condition x, the pair in the wrong order, no detach (gradients reach G), no 0.5, swapped
-labels; a PSNR on [-1, 1], over the whole batch, with 20 log10, ln or a peak of 255.
+labels, sigmoid then binary_cross_entropy (clamped at saturated logits); a PSNR on [-1, 1], over the whole batch, with 20 log10, ln or a peak of 255.
 
 The package: ``references`` (the reference implementations and a helper), ``architecture`` (07.1-07.2) and
 ``losses`` (07.3-07.5).

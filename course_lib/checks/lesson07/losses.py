@@ -269,6 +269,15 @@ def check_d_loss(d_loss) -> None:
     _check_d_case(d_loss, 0, B=2, c_x=1, c_y=3, size=16, name="colorize: grey x, colour y")
     _check_d_case(d_loss, 1, B=3, c_x=4, c_y=3, size=12, name="inpaint: 4-channel x (photo + mask), colour y")
     _check_d_case(d_loss, 2, B=1, c_x=1, c_y=1, size=16, name="edges2digits: 1 channel each, batch of 1")
+    D, x, y_real, w = _d_case(3, 2, 1, 1, 16)
+    with torch.no_grad():
+        D.net[-1].bias.add_(40.0)                             # a D that calls every patch real, confidently
+    want = reference_d_loss(D, x, y_real, torch.tanh(w))
+    out = expect_tensor(call(d_loss, D, x, y_real, torch.tanh(w), what="d_loss"), "d_loss")
+    if not close(out, want, rtol=1e-4):
+        raise Mistake(f"with saturated patch logits (about +40) the loss should be {want.item():.2f}, yours is "
+                      f"{float(out.detach()):.2f}: sigmoid(40) rounds to 1 and F.binary_cross_entropy clamps log 0 to "
+                      "-100. Work with logits: F.binary_cross_entropy_with_logits.")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ unbiased variance, scale and bias swapped; truncation towards 0 (psi * w, trunca
 or the wrong way round; minibatch groups of consecutive samples, one group for the whole batch, the
 variance instead of the std, the average taken before the std, the feature prepended; R1 on fake
 images (or on both), gamma without its 1/2, a sum over the batch, the gradient of D(x).mean() or of
-the loss, the norm instead of its square, no ``create_graph`` (R1 cannot train D); style mixing
+the loss, the norm instead of its square, no ``create_graph`` (R1 cannot train D), sigmoid then
+BCE (lost at saturated logits); style mixing
 off by one (<= instead of <), with swapped sources, along the wrong axis, blended, or written into
 ws_a in place; and, everywhere, arguments changed in place and results cut off from the graph.
 

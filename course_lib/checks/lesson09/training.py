@@ -279,6 +279,10 @@ def check_d_loss_r1(d_loss_r1) -> None:
                       f"+ softplus(D(x_fake)).mean() = {adversarial.item():.5f}, but it is {out.item():.5f}"
                       + (f": {message}" if message else "."))
 
+    sure = SmallD().requires_grad_(False)
+    sure.fc.bias.add_(40.0)  # calls everything real, confidently: sigmoid-then-BCE is off by about 60 there
+    if not close(_d_loss(d_loss_r1, sure, x_real, x_fake, 0.0), reference_d_loss_r1(sure, x_real, x_fake, 0.0), rtol=1e-4):
+        raise Mistake("with saturated logits (about +40) your loss is off: sigmoid(40) rounds to 1. Use softplus on logits.")
     r1_ref = reference_r1_penalty(D, x_real).detach()
     for gamma in (10.0, 0.5):
         out = _d_loss(d_loss_r1, D, x_real, x_fake, gamma)
