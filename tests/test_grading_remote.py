@@ -26,6 +26,8 @@ import test_checks_cyclegan
 import test_checks_editing
 import test_checks_gan
 import test_checks_pix2pix
+import test_checks_responsible
+import test_checks_style_transfer
 import test_checks_stylegan
 import test_checks_vae
 
@@ -55,11 +57,14 @@ def as_tuple(fns):
 
 def bank():
     cases = []
-    for module in (test_checks, test_checks_gan, test_checks_vae, test_checks_editing):
+    for module in (test_checks, test_checks_gan, test_checks_vae, test_checks_editing, test_checks_responsible):
         cases += [(f"{c.__name__}-reference-{i}", c, (r,)) for i, (c, r) in enumerate(module.REFERENCES)]
         cases += [(f"mistake-{name}", c, (w,)) for name, c, w, _ in module.MISTAKES]
     cases += [(f"{c.__name__}-reference-{i}", c, as_tuple(f)) for i, (c, f) in enumerate(test_checks_pix2pix.REFERENCES)]
     cases += [(f"mistake-{name}", c, as_tuple(f)) for name, c, f, _ in test_checks_pix2pix.MISTAKES]
+    style = test_checks_style_transfer                 # lesson 11's bank: (check, function[, expected message])
+    cases += [(f"{c.__name__}-reference-{i}", c, (r,)) for i, (c, r) in enumerate(style.REFERENCES)]
+    cases += [(f"mistake-11-{i}-{c.exercise_id}", c, (w,)) for i, (c, w, _) in enumerate(style.MISTAKES)]
     for module in (test_checks_cyclegan, test_checks_stylegan):
         cases += [(f"reference-{name}", c, as_tuple(f)) for name, c, f in module.REFERENCES]
         cases += [(f"mistake-{name}", *_unwrap(c, f)) for name, c, f, _ in module.MISTAKES]
