@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 MIME = "application/vnd.course-lib.claims+json"
-MARK = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?|-?\.\d+)(?P<mark><!--c:(?P<name>(?:\d\d:)?[A-Za-z_]\w*%?)-->)")
+MARK = re.compile(r"(?P<number>-?\d[\d,]*(?:\.\d+)?|-?\.\d+)"
+                  r"(?P<mark><!--c:(?P<name>(?:(?:\d\d|ck\.\w+):)?[A-Za-z_]\w*%?)-->)")
 
 
 class ClaimError(ValueError):
@@ -153,13 +154,42 @@ def _read_notebook(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def checkpoint_values(folder: Path) -> dict[str, dict[str, Any]]:
+    """Measured metrics of every shipped checkpoint in ``folder``, by ``ck.<name>``.
+
+    Each is the checkpoint's ``metrics.json`` plus ``train_minutes`` and, where it holds an FD measured on
+    ``eval_samples`` samples, ``fd_ratio`` (and ``raw_fd_ratio``): the FD over the real-vs-real floor at that
+    sample size.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    for metrics_path in sorted(folder.glob("*/metrics.json")):
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        if "train_seconds" in metrics:
+            metrics["train_minutes"] = metrics["train_seconds"] / 60
+        if "fd" in metrics and "eval_samples" in metrics:
+            # here, not at the top: the floors live in the reference statistics, read with torch (seconds)
+            from course_lib.evaluate import reference_floors
+
+            floors = reference_floors()
+            floor = floors[min(floors, key=lambda size: abs(size - metrics["eval_samples"]))]["fd"][0]
+            for key in ("fd", "raw_fd"):  # G_ema's and, for the StyleGANs, the raw G's
+                if key in metrics:
+                    metrics[f"{key}_ratio"] = metrics[key] / floor
+        values[f"ck.{metrics_path.parent.name}"] = metrics
+    return values
+
+
 def _lesson_values(paths: list[Path]) -> dict[str, dict[str, Any]]:
-    """Recorded values of every lesson notebook next to the given files, by lesson number."""
+    """Recorded values of every lesson notebook next to the given files, by lesson number, and, for a
+    markdown file, the metrics of the shipped checkpoints in its folder's ``checkpoints/`` (see ``checkpoint_values``)."""
     lessons: dict[str, dict[str, Any]] = {}
     folders = {p.parent for p in paths if p.suffix == ".ipynb"} | {p.parent / "notebooks" for p in paths if p.suffix == ".md"}
     for folder in folders:
         for nb_path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
             lessons.setdefault(nb_path.name[:2], recorded(_read_notebook(nb_path)))
+    for path in paths:  # only where a mark names a checkpoint: the FD floors take seconds to read
+        if path.suffix == ".md" and "<!--c:ck." in path.read_text(encoding="utf-8"):
+            lessons.update(checkpoint_values(path.parent / "checkpoints"))
     return lessons
 
 

@@ -1,11 +1,13 @@
 """Numbers in prose checked against the values the code recorded (course_lib.claims)."""
 
+import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from course_lib import claims
+from course_lib.evaluate import reference_floors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,3 +86,26 @@ def test_every_lesson_and_the_readme_state_only_what_their_runs_recorded():
     lessons = claims._lesson_values(files)
     problems = [p for path in files for p in claims.check_file(path, lessons)]
     assert problems == [], "\n".join(problems)
+
+
+def test_the_readme_names_a_shipped_checkpoints_metric(tmp_path):
+    (tmp_path / "checkpoints" / "dcgan").mkdir(parents=True)
+    metrics = {"steps": 8000, "train_seconds": 985.4, "eval_samples": 1000, "fd": 58.208, "precision": 0.7}
+    (tmp_path / "checkpoints" / "dcgan" / "metrics.json").write_text(json.dumps(metrics))
+    readme = tmp_path / "README.md"
+    floor = reference_floors()[1000]["fd"][0]
+    readme.write_text(f"| `dcgan` | 8,000<!--c:ck.dcgan:steps--> | 16<!--c:ck.dcgan:train_minutes--> min | "
+                      f"58.2<!--c:ck.dcgan:fd--> ({58.208 / floor:.1f}<!--c:ck.dcgan:fd_ratio-->×) | "
+                      "0.70<!--c:ck.dcgan:precision--> | 0.9<!--c:ck.dcgan:recall--> |\n")
+    lessons = claims._lesson_values([readme])
+    assert claims.check_file(readme, lessons) == [f"{readme}: 0.9 is marked 'ck.dcgan:recall', which no cell records"]
+
+
+def test_every_lesson_states_its_run_through_marks_and_so_does_its_readme_row():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        stated = [m for cell in nb.cells if cell.cell_type == "markdown" for m in claims.marks(cell.source)]
+        assert len(stated) >= 2, f"{path.name} marks {len(stated)} numbers of its run"
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {path.name[:2]} |") and "<!--c:" in line)
+        assert f"<!--c:{path.name[:2]}:" in row
