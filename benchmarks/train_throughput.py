@@ -1,7 +1,7 @@
 """Training throughput of the course's GANs on this device: images/s, FLOPs per image, share of the ceiling.
 
     python benchmarks/train_throughput.py [--device auto] [--steps 20] [--models dcgan cgan wgan_gp stylegan]
-                                          [--widths 64 32] [--amp] [--channels-last] [--compile]
+                                          [--widths 64 32] [--precision fp32] [--channels-last] [--compile]
 
 For each model it times ``--steps`` training steps (after 3 warm-up steps) of the configuration
 ``python -m course_lib.train`` uses by default (DCGANs at width 64 and 32, the StyleGAN at its
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_lib.device import get_device
+from course_lib.run import PRECISIONS
 from course_lib.train import build_run, default_config
 
 DEFAULT_WIDTHS = {"stylegan": [16]}  # base_channels measured per model when --widths is not given (others: 64, 32)
@@ -57,10 +58,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model: str, device: torch.device, steps: int, amp: bool, channels_last: bool, compile: bool,
+def measure(model: str, device: torch.device, steps: int, precision: str, channels_last: bool, compile: bool,
             base_channels: int) -> dict:
     style = model == "stylegan"
-    cfg = default_config(model, amp=amp, channels_last=channels_last, eval_samples=0, base_channels=base_channels,
+    cfg = default_config(model, precision=precision, channels_last=channels_last, eval_samples=0, base_channels=base_channels,
                          compile=compile if style else None)  # the StyleGAN run compiles its own networks
     run = build_run(cfg, device)
 
@@ -95,7 +96,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--models", nargs="+", default=["dcgan", "cgan", "wgan_gp", "stylegan"])
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32, bf16 (autocast; CUDA or a CPU with native bf16) or auto (the training default)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
     parser.add_argument("--widths", type=int, nargs="+",
@@ -104,14 +106,14 @@ def main() -> None:
     args = parser.parse_args()
     device = get_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"amp={args.amp}, channels_last={args.channels_last}, compile={args.compile}")
+          f"precision={args.precision}, channels_last={args.channels_last}, compile={args.compile}")
     ceiling = conv_ceiling(device) if device.type == "cpu" else None
     if ceiling:
         print(f"convolution ceiling (3x3 conv, 128 ch, fwd + bwd): {ceiling / 1e9:.1f} GFLOP/s")
     print(f"{'model':<9} {'width':>5} {'images/s':>9} {'ms/step':>8} {'GFLOP/image':>12} {'GFLOP/s':>8}" + ("  share of ceiling" if ceiling else ""))
     for model in args.models:
         for width in args.widths or DEFAULT_WIDTHS.get(model, [64, 32]):
-            r = measure(model, device, args.steps, args.amp, args.channels_last, args.compile, width)
+            r = measure(model, device, args.steps, args.precision, args.channels_last, args.compile, width)
             if r["gflops_per_image"] is None:
                 print(f"{model:<9} {width:>5} {r['images_per_second']:9.0f} {r['ms_per_step']:8.1f} {'n/a':>12} {'n/a':>8}"
                       "  (FlopCounterMode cannot count this step)")

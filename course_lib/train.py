@@ -143,8 +143,8 @@ def add_settings(parser: argparse.ArgumentParser, preset: RunConfig) -> None:
         options: dict[str, Any] = {"help": f"{comments.get(name, name)} (default {shown})"}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
-        elif name in cls.CHOICES:
-            options.update(type=kind, choices=cls.CHOICES[name])
+        elif name in cls.choices():
+            options.update(type=kind, choices=cls.choices()[name])
         else:
             options.update(type=kind, metavar={int: "N", float: "X"}.get(kind, name.upper()))
         group.add_argument("--" + name.replace("_", "-"), default=None, **options)

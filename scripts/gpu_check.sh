@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The course on one CUDA GPU, in one command: the gpu-marked tests, the training benchmark with
-# --amp --channels-last (then with --compile too), 300 steps of dcgan and of stylegan in the gpu
+# --precision bf16 --channels-last (then with --compile too), 300 steps of dcgan and of stylegan in the gpu
 # profile with their metrics, and lessons 02 and 09 executed in the gpu profile. Meant to finish in
 # under 8 minutes; every part has its own time limit, and a part that fails does not stop the others.
 #
@@ -78,9 +78,9 @@ export PYTHON DEST GPU_BATCH GPU_EVAL
 trap 'rm -f notebooks/.gpu_check_*.ipynb' EXIT  # a notebook copy left by a part that ran out of time
 
 part gpu_tests 150 "$PYTHON" -m pytest -q -m gpu tests -p no:cacheprovider
-part benchmark_amp_channels_last 90 "$PYTHON" benchmarks/train_throughput.py --device cuda --amp --channels-last
+part benchmark_amp_channels_last 90 "$PYTHON" benchmarks/train_throughput.py --device cuda --precision bf16 --channels-last
 part benchmark_amp_channels_last_compile 180 \
-    "$PYTHON" benchmarks/train_throughput.py --device cuda --amp --channels-last --compile
+    "$PYTHON" benchmarks/train_throughput.py --device cuda --precision bf16 --channels-last --compile
 part train_dcgan 90 train dcgan
 part train_stylegan 120 train stylegan
 part notebook_02_dcgan 240 notebook 02_dcgan

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from course_lib import sample, train
 from course_lib.checkpoint import read_checkpoint, read_safetensors, write_safetensors
 from course_lib.data import ShuffledBatches
-from course_lib.run import Run, RunConfig, generate
+from course_lib.run import Run, RunConfig, generate, native_bf16
 
 TINY: dict[str, dict] = {  # the smallest settings of each model: CPU seconds per run
     "dcgan": {"base_channels": 8, "batch_size": 8, "augment_shift": 1},
@@ -120,6 +120,25 @@ def test_a_step_logs_finite_floats_and_the_samples_have_image_shapes(model):
     images = torch.cat([chunk["arr_0"] for chunk in arrays])
     assert images.shape == (5, grid.shape[1], 32, 32) and images.abs().max() <= 1.0
     assert run.images_per_step >= run.cfg.batch_size
+
+
+@pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has no native bf16 (AVX-512 BF16 or AMX)")
+@pytest.mark.parametrize("model", MODELS)
+def test_bf16_and_channels_last_on_the_cpu_run_the_networks_in_bf16_and_keep_fp32_weights(model):
+    """--precision bf16 --channels-last: the same step functions, convolutions in bf16, weights and logs float32."""
+    run = train.build_run(tiny(model, precision="bf16", channels_last=True))
+    assert run.cfg.bf16("cpu")
+    seen = []
+    layers = [m for model_ in run.state.models.values() for m in model_.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda module, args, out: seen.append(getattr(out, "dtype", None))) for m in layers]
+    logs = steps(run, 2)
+    for hook in hooks:
+        hook.remove()
+    assert torch.bfloat16 in seen, "no layer ran in bf16"
+    assert all(isinstance(v, float) and math.isfinite(v) for v in logs[1].values())
+    assert all(p.dtype == torch.float32 for model_ in run.state.models.values() for p in model_.parameters())
+    assert run.state.config["precision"] == "bf16"
+    assert not train.build_run(tiny(model)).cfg.bf16("cpu"), "auto means fp32 until bf16 is measured at equal quality"
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -30,7 +30,7 @@ from course_lib.device import seed_everything
 from course_lib.metrics import class_accuracy, frechet_distance
 from course_lib.pix2pix.model import init_weights_
 from course_lib.run import (Run, RunConfig, adam, architecture_of, autocast, check_ints, check_numbers, distributed,
-                            frozen, make_config, translate)
+                            frozen, make_config, prepare_images, translate)
 from course_lib.training import TrainState
 
 GRID_IMAGES = 8  # test digits per domain in a run's samples.png (one per column)
@@ -106,6 +106,7 @@ def cyclegan_step(
     lambda_identity: float = 0.5,
     generator: torch.Generator | None = None,
     amp: bool = False,
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """One generator update (both G's, Ds frozen), then one update of both Ds on pooled fakes.
 
@@ -120,7 +121,8 @@ def cyclegan_step(
         lambda_cycle: weight of the cycle loss (10 in the paper).
         lambda_identity: weight of the identity loss relative to lambda_cycle (0.5; 0 turns it off).
         generator: CPU ``torch.Generator`` for the pools.
-        amp: bf16 autocast on CUDA; a no-op elsewhere.
+        amp: bf16 autocast of the networks (``course_lib.run.steps.autocast``); the losses are computed in float32.
+        channels_last: convert x_a and x_b to channels_last (convert the networks once yourself).
 
     Returns:
         ``{"g_loss", "g_gan", "cycle", "identity", "d_loss", "d_a", "d_b"}``: floats; ``cycle`` and
@@ -129,22 +131,28 @@ def cyclegan_step(
     if x_a.dim() != 4 or x_b.dim() != 4 or x_a.shape[1:] != x_b.shape[1:]:
         raise ValueError(f"x_a and x_b must be (B, C, S, S) batches of the same image shape, "
                          f"got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
+    x_a, x_b = prepare_images(x_a, channels_last, "x_a"), prepare_images(x_b, channels_last, "x_b")
+    def forward(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """A network's forward pass under autocast; its output in float32 for the losses."""
+        with autocast(amp, x.device):
+            return net(x).float()
+
     # --- generators: fool both Ds, undo each other, leave their own domain alone ---
-    with frozen(D_A), frozen(D_B), autocast(amp, x_a.device):
-        fake_b = G_AB(x_a)         # (B, C, S, S): a translated into B
-        fake_a = G_BA(x_b)         # b translated into A
-        gan = lsgan_g_loss(D_B(fake_b)) + lsgan_g_loss(D_A(fake_a))
-        cyc = cycle_loss(x_a, G_BA(fake_b), x_b, G_AB(fake_a))
-        idt = identity_loss(G_AB, G_BA, x_a, x_b) if lambda_identity else torch.zeros((), device=x_a.device)
+    with frozen(D_A), frozen(D_B):
+        fake_b = forward(G_AB, x_a)  # (B, C, S, S): a translated into B
+        fake_a = forward(G_BA, x_b)  # b translated into A
+        gan = lsgan_g_loss(forward(D_B, fake_b)) + lsgan_g_loss(forward(D_A, fake_a))
+        cyc = cycle_loss(x_a, forward(G_BA, fake_b), x_b, forward(G_AB, fake_a))
+        idt = (identity_loss(lambda x: forward(G_AB, x), lambda x: forward(G_BA, x), x_a, x_b) if lambda_identity
+               else torch.zeros((), device=x_a.device))
         loss_G = gan + lambda_cycle * cyc + lambda_identity * lambda_cycle * idt
     opt_G.zero_grad(set_to_none=True)
-    loss_G.float().backward()
+    loss_G.backward()
     opt_G.step()
 
     # --- discriminators: real vs earlier fakes from the history ---
-    with autocast(amp, x_a.device):
-        loss_d_a = lsgan_d_loss(D_A(x_a), D_A(pool_a(fake_a, generator)))
-        loss_d_b = lsgan_d_loss(D_B(x_b), D_B(pool_b(fake_b, generator)))
+    loss_d_a = lsgan_d_loss(forward(D_A, x_a), forward(D_A, pool_a(fake_a, generator)))
+    loss_d_b = lsgan_d_loss(forward(D_B, x_b), forward(D_B, pool_b(fake_b, generator)))
     loss_D = loss_d_a + loss_d_b
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
@@ -231,10 +239,13 @@ def evaluate_cyclegan(model: CycleGAN, n: int | None = None) -> dict[str, float]
 def build_run(cfg: CycleGANTrainConfig, device: torch.device | str = "cpu") -> Run:
     """Two ResNet generators, two PatchGANs and two history pools for handwritten (A) <-> printed (B) digits."""
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     generator = seed_everything(cfg.seed)
     model_cfg = cyclegan_config(cfg)
     pair = init_weights_(CycleGAN(model_cfg)).to(device)
     D_A, D_B = (init_weights_(d).to(device) for d in discriminators(model_cfg))
+    if cfg.channels_last:
+        pair, D_A, D_B = (m.to(memory_format=torch.channels_last) for m in (pair, D_A, D_B))
     image_shape = (model_cfg.img_channels, model_cfg.img_size, model_cfg.img_size)
     pool_a, pool_b = ImagePool(cfg.pool_size, image_shape).to(device), ImagePool(cfg.pool_size, image_shape).to(device)
     Ds = nn.ModuleDict({"D_A": D_A, "D_B": D_B})  # one optimiser over both Ds, as the reference implementation
@@ -253,7 +264,8 @@ def build_run(cfg: CycleGANTrainConfig, device: torch.device | str = "cpu") -> R
         x_a, x_b = next(batches)
         return cyclegan_step(G_AB, G_BA, D_A_train, D_B_train, optimizers["G"], optimizers["D"],
                              x_a.to(device), x_b.to(device), pool_a, pool_b, lambda_cycle=cfg.lambda_cycle,
-                             lambda_identity=cfg.lambda_identity, generator=generator, amp=cfg.amp)
+                             lambda_identity=cfg.lambda_identity, generator=generator, amp=amp,
+                             channels_last=cfg.channels_last)
 
     def grid() -> torch.Tensor:  # rows: a, G_AB(a), b, G_BA(b)
         return torch.cat([a_test, pair(a_test.to(device), "AB").float().cpu(),

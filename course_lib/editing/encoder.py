@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.editing.inversion import Distance, Projection, ProjectorConfig, pixel_distance, project
+from course_lib.run.inputs import prepare_images
+from course_lib.run.steps import autocast
 from course_lib.stylegan import Generator
 
 
@@ -92,7 +94,8 @@ def delta_penalty(ws: torch.Tensor) -> torch.Tensor:
 
 def encoder_step(E: Encoder, G: Generator, optimizer: torch.optim.Optimizer, x_real: torch.Tensor,
                  distance: Distance = pixel_distance, lambda_latent: float = 1.0, lambda_delta: float = 0.1,
-                 generator: torch.Generator | None = None) -> dict[str, float]:
+                 generator: torch.Generator | None = None, amp: bool = False,
+                 channels_last: bool = False) -> dict[str, float]:
     """One update of the encoder on a real batch and as many of G's own samples (G stays frozen).
 
     Args:
@@ -103,6 +106,8 @@ def encoder_step(E: Encoder, G: Generator, optimizer: torch.optim.Optimizer, x_r
         lambda_latent: weight of the code error on G's samples.
         lambda_delta: weight of e4e's penalty on the spread of the layers' codes.
         generator: seeds the z of G's samples.
+        amp: bf16 autocast of E and G's synthesis (``course_lib.run.steps.autocast``); the losses are float32.
+        channels_last: convert the images to channels_last (convert E once yourself).
 
     Returns:
         Floats for logging: ``loss``, ``real_rec``, ``fake_rec``, ``latent``, ``delta``.
@@ -114,9 +119,11 @@ def encoder_step(E: Encoder, G: Generator, optimizer: torch.optim.Optimizer, x_r
         z = torch.randn(x_real.shape[0], G.z_dim, generator=generator).to(x_real.device)
         ws_fake = G.broadcast(G.mapping(z))                                      # (B, num_ws, w_dim), known codes
         x_fake = G.synthesis(ws_fake, noise_mode="const").clamp(-1, 1)
-    x = torch.cat([x_real, x_fake])                                              # (2B, C, 32, 32)
-    ws = E(x)                                                                    # (2B, num_ws, w_dim)
-    rec = G.synthesis(ws, noise_mode="const")
+    x = prepare_images(torch.cat([x_real, x_fake]), channels_last, "x_real")    # (2B, C, 32, 32)
+    with autocast(amp, x.device):
+        ws = E(x)                                                                # (2B, num_ws, w_dim)
+        rec = G.synthesis(ws, noise_mode="const")
+    ws, rec = ws.float(), rec.float()
     rec_loss = distance(rec, x)                                                  # (2B,)
     real_rec, fake_rec = rec_loss[: len(x_real)].mean(), rec_loss[len(x_real):].mean()
     latent = F.mse_loss(ws[len(x_real):], ws_fake)

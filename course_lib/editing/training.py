@@ -183,6 +183,9 @@ def build_run(cfg: EncoderTrainConfig, device: torch.device | str = "cpu") -> Ru
     inverter.generator.load_state_dict(G.state_dict())
     inverter.encoder.w_avg.copy_(G.w_avg)
     E = inverter.encoder
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    if cfg.channels_last:
+        inverter = inverter.to(memory_format=torch.channels_last)
     optimizer = adam(E, cfg.lr, (0.9, 0.99), fused=device.type == "cuda")
     distance = features_distance(load_classifier(device)) if cfg.distance == "features" else pixel_distance
     batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
@@ -193,7 +196,8 @@ def build_run(cfg: EncoderTrainConfig, device: torch.device | str = "cpu") -> Ru
 
     def step() -> dict[str, float]:
         return encoder_step(E_train, inverter.generator, optimizer, next(batches).to(device), distance=distance,
-                            lambda_latent=cfg.lambda_latent, lambda_delta=cfg.lambda_delta, generator=generator)
+                            lambda_latent=cfg.lambda_latent, lambda_delta=cfg.lambda_delta, generator=generator,
+                            amp=amp, channels_last=cfg.channels_last)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # rows of 10 test digits, each above its reconstruction

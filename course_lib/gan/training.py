@@ -10,7 +10,7 @@ update D, then G, and return floats:
   then one generator update.
 
 Models and optimisers are built by the caller; a step function owns neither. Two opt-in flags run
-the same code path faster on a GPU: ``amp=True`` (bf16 autocast on CUDA, a no-op elsewhere; see
+the same code path faster on a GPU (and, on a CPU with native bf16, faster there too): ``amp=True`` (bf16 autocast on CUDA or the CPU; see
 ``course_lib.run.steps``) and ``channels_last=True`` (convert the models yourself, once).
 ``build_run(cfg, device)`` puts it together for ``course_lib.train``: data, G, D, G_ema (the weight
 average sampled from), Adam, the batch sampler and the step closure, all seeded by ``cfg.seed``;
@@ -156,7 +156,7 @@ def gan_step(
         loss: ``"bce"`` (``d_loss_bce`` + non-saturating G loss) or ``"hinge"``
             (``d_loss_hinge`` + ``g_loss_hinge``).
         generator: optional ``torch.Generator`` for z.
-        amp: bf16 autocast on CUDA; a no-op elsewhere (``course_lib.run.steps.autocast``).
+        amp: bf16 autocast of the networks, CUDA or CPU (``course_lib.run.steps.autocast``); losses in float32.
         channels_last: convert x_real to channels_last; convert the models beforehand.
         augment: a differentiable transformation applied to every batch D sees, real and fake, in
             both updates (DiffAugment, Zhao et al. 2020; see ``course_lib.augment``); None: none.
@@ -238,7 +238,7 @@ def wgan_gp_step(
         labels: for a conditional pair, a list of the matching (B,) int64 label batches; else None.
         lambda_gp: weight of the gradient penalty, >= 0 (10 in the paper).
         generator: optional ``torch.Generator`` for z and for the penalty's interpolation weights.
-        amp: bf16 autocast on CUDA; a no-op elsewhere (``course_lib.run.steps.autocast``).
+        amp: bf16 autocast of the networks, CUDA or CPU (``course_lib.run.steps.autocast``); losses in float32.
         channels_last: convert the real batches to channels_last; convert the models beforehand.
 
     Returns:
@@ -302,6 +302,7 @@ def wgan_gp_step(
 def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, G, D (and G_ema), Adam, batch sampler and step closure of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     conditional = cfg.model == "cgan"
     data = training_images(cfg, conditional)  # checked before anything is built
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
@@ -335,11 +336,11 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
         if cfg.model == "wgan_gp":
             xs, _ = zip(*[next_batch() for _ in range(cfg.n_critic)])
             logs = wgan_gp_step(G_train, D_train, optimizers["G"], optimizers["D"], list(xs), None, lambda_gp=cfg.lambda_gp,
-                                generator=generator, amp=cfg.amp, channels_last=cfg.channels_last)
+                                generator=generator, amp=amp, channels_last=cfg.channels_last)
         else:
             x, y = next_batch()
             logs = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], x, y, loss=cfg.loss, generator=generator,
-                            amp=cfg.amp, channels_last=cfg.channels_last, augment=augment)
+                            amp=amp, channels_last=cfg.channels_last, augment=augment)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
         return logs

@@ -139,7 +139,7 @@ def pix2pix_step(
         y: targets (B, C_out, S, S) in [-1, 1].
         lambda_l1: weight of the L1 term.
         reconstruction: "l1" (the paper) or "l2" (see ``pix2pix_g_loss``).
-        amp: bf16 autocast on CUDA; a no-op on other devices.
+        amp: bf16 autocast of the networks, CUDA or CPU (``course_lib.run.steps.autocast``); losses in float32.
 
     Returns:
         ``{"d_loss", "g_loss", "g_gan", "g_l1", "d_real", "d_fake"}``: floats; d_real / d_fake are
@@ -151,7 +151,7 @@ def pix2pix_step(
         y_fake = G(x)                                            # (B, C_out, S, S)
         real_logits = D(torch.cat([x, y], dim=1))                # (B, 1, P, P): D sees the condition
         fake_logits = D(torch.cat([x, y_fake.detach()], dim=1))  # no gradient to G here
-    loss_D = pix2pix_d_loss(real_logits, fake_logits)
+    loss_D = pix2pix_d_loss(real_logits.float(), fake_logits.float())
     opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
     opt_D.step()
@@ -159,7 +159,7 @@ def pix2pix_step(
     with frozen(D):
         with autocast(amp, x.device):
             logits = D(torch.cat([x, y_fake], dim=1))
-        loss_G, gan, l1 = pix2pix_g_loss(logits, y_fake, y, lambda_l1, reconstruction)
+        loss_G, gan, l1 = pix2pix_g_loss(logits.float(), y_fake.float(), y, lambda_l1, reconstruction)
         opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         opt_G.step()
@@ -245,6 +245,7 @@ def build_run(cfg: Pix2PixTrainConfig, device: torch.device | str = "cpu") -> Ru
     Photo targets are mirrored left-right at random (half of them), a free doubling of the data.
     """
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     generator = seed_everything(cfg.seed)
     model_cfg = pix2pix_config(cfg)
     G = init_weights_(UNet(model_cfg)).to(device)
@@ -268,7 +269,7 @@ def build_run(cfg: Pix2PixTrainConfig, device: torch.device | str = "cpu") -> Ru
             y = torch.where(mirror[:, None, None, None], y.flip(-1), y)
         x = degrade(cfg.task, y, generator)    # fresh masks / noise every time
         return pix2pix_step(G_train, D_train, optimizers["G"], optimizers["D"], x.to(device), y.to(device),
-                            lambda_l1=cfg.lambda_l1, reconstruction=cfg.reconstruction, amp=cfg.amp)
+                            lambda_l1=cfg.lambda_l1, reconstruction=cfg.reconstruction, amp=amp)
 
     def grid() -> torch.Tensor:  # rows: inputs, outputs, targets (translate: eval mode, no gradients)
         y_fake = paste(cfg.task, x_test, translate(G, x_test))

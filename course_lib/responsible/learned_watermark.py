@@ -36,7 +36,7 @@ from course_lib.device import seed_everything
 from course_lib.image_quality import psnr, ssim
 from course_lib.responsible import attacks
 from course_lib.responsible.watermarks import key_bits, threshold
-from course_lib.run import Run, RunConfig, adam, check_ints, distributed, make_config
+from course_lib.run import Run, RunConfig, adam, autocast, check_ints, distributed, make_config, prepare_images
 from course_lib.run.files import architecture_of
 from course_lib.training import TrainState
 
@@ -165,7 +165,8 @@ def training_attack(generator: torch.Generator) -> Callable[[torch.Tensor], torc
 
 
 def watermark_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, message: torch.Tensor,
-                   attack: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+                   attack: Callable[[torch.Tensor], torch.Tensor] | None = None, amp: bool = False,
+                   channels_last: bool = False) -> dict[str, float]:
     """One update of the encoder and decoder on a batch.
 
     Args:
@@ -173,14 +174,20 @@ def watermark_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Te
         optimizer: over its parameters.
         x: (B, C, 32, 32) images in [-1, 1].
         message: (B, n) bits in {0, 1}.
-        attack: applied to the marked images before decoding (None: none).
+        attack: applied to the marked images before decoding (None: none); it receives float32 images.
+        amp: bf16 autocast of the network (``course_lib.run.steps.autocast``); the loss is computed in float32.
+        channels_last: convert x to channels_last (convert the network once yourself).
 
     Returns:
         Floats for logging: ``loss`` (the bits' BCE), ``image`` (the MSE of the marked images, for the
         record: the budget fixes it), ``bit_accuracy``.
     """
     net.train()
-    marked, logits = net(x, message, attack)
+    x = prepare_images(x, channels_last, "x")
+    float_attack = None if attack is None else (lambda marked: attack(marked.float()))  # JPEG goes through NumPy
+    with autocast(amp, x.device):
+        marked, logits = net(x, message, float_attack)
+    marked, logits = marked.float(), logits.float()
     loss = F.binary_cross_entropy_with_logits(logits, message.float())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -255,7 +262,10 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
     if tuple(data.x.shape[2:]) != (32, 32):
         raise ValueError(f"dataset {cfg.dataset!r} holds {tuple(data.x.shape[1:])} images; the watermark takes 32x32")
     strength = 2 * 10 ** (-cfg.psnr / 20)  # PSNR on [0, 1] = 20 log10(1 / (s / 2))
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     net = HiDDeN(HiDDeNConfig(data.x.shape[1], cfg.n_bits, cfg.base_channels, strength)).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     optimizer = adam(net, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")
     batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
                               generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
@@ -268,7 +278,7 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
         x = next(batches).to(device)
         message = torch.randint(0, 2, (len(x), cfg.n_bits), generator=generator).to(device)
         attack = training_attack(generator) if cfg.train_attacks else None
-        return watermark_step(net_train, optimizer, x, message, attack)
+        return watermark_step(net_train, optimizer, x, message, attack, amp=amp, channels_last=cfg.channels_last)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # originals, marked, 10x the residual around grey

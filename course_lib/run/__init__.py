@@ -2,7 +2,7 @@
 
 - ``config``: ``RunConfig`` (the settings every run has; a family's config extends it) and ``Run``.
 - ``inputs``: noise z, balanced labels, the checks of image and label batches, a family's training data.
-- ``steps``: bf16 autocast, frozen networks and Adam, for every family's step functions.
+- ``steps``: bf16 autocast (and what ``--precision`` means on a device), frozen networks and Adam, for every family's step functions.
 - ``sampling``: ``sample``, ``generate``, ``evaluate_generator``, ``translate``: drawing from any trained model.
 - ``files``: the files of a run folder, the shipped checkpoints, ``save_generator``.
 - ``session``: ``train_run``: build, resume, train, checkpoint, write samples, weights and metrics.
@@ -20,4 +20,4 @@ from course_lib.run.inputs import (balanced_labels, check_digit_metrics, check_i
 from course_lib.run.sampling import (evaluate_generator, fixed_noise, generate, generate_batches, generated_arrays, sample,
                                      sample_metrics, translate)
 from course_lib.run.session import check_out, resume_run, train_run
-from course_lib.run.steps import adam, autocast, frozen
+from course_lib.run.steps import PRECISIONS, adam, autocast, frozen, native_bf16, use_bf16

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from course_lib.evaluate import MIN_SAMPLES
+from course_lib.run.steps import PRECISIONS, use_bf16
 from course_lib.training import TrainState
 
 GRID_SIZE = 100  # samples in a noise family's samples.png: 10 x 10
@@ -36,15 +37,17 @@ class RunConfig:
     seed: int = 0                     # seeds initialisation, noise and batch order
     eval_samples: int = 1000          # samples (or held-out images) scored for metrics.json (0: skip the evaluation)
     checkpoint_every: int = 250       # steps between checkpoints
-    amp: bool = False                 # bf16 autocast on CUDA (no effect elsewhere)
-    channels_last: bool = False       # channels_last memory format (for CUDA tensor cores)
+    precision: str = "auto"           # fp32; bf16 (autocast: forward passes in bf16, losses and penalties in fp32); auto: bf16 where measured faster at equal quality (AUTO_BF16)
+    channels_last: bool = False       # channels_last memory format of the images and networks (CPU and CUDA)
 
     MODELS: ClassVar[dict[str, str]] = {}                    # the models this config trains: name -> one line about it
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}        # settings with a fixed set of values
     ONLY_FOR: ClassVar[dict[str, tuple[str, ...]]] = {}       # settings only some of the family's models use
     LEARNING_RATES: ClassVar[tuple[str, ...]] = ()            # may change on --resume (recorded as lr_changes)
-    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "minutes", "eval_samples", "checkpoint_every")  # + LEARNING_RATES
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "minutes", "eval_samples", "checkpoint_every",  # + LEARNING_RATES
+                                             "precision", "channels_last")
     MIN_EVAL_SAMPLES: ClassVar[int] = MIN_SAMPLES             # the fewest eval_samples the family's metrics take
+    AUTO_BF16: ClassVar[tuple[str, ...]] = ()                  # device types where precision auto means bf16 (measured)
 
     def __post_init__(self) -> None:
         if self.model not in self.MODELS:
@@ -55,7 +58,7 @@ class RunConfig:
             raise ValueError(f"steps must be an int >= 1, got {self.steps!r}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be > 0, got {self.minutes!r}")
-        for name, allowed in self.CHOICES.items():
+        for name, allowed in self.choices().items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -74,6 +77,15 @@ class RunConfig:
             raise ValueError(f"eval_samples must be 0 (no evaluation) or at least {least}"
                              + (", what the sample metrics need (see course_lib.evaluate.MIN_SAMPLES)"
                                 if least == MIN_SAMPLES else "") + f", got {self.eval_samples}")
+
+    @classmethod
+    def choices(cls) -> dict[str, tuple[str, ...]]:
+        """The settings with a fixed set of values: ``precision`` and the family's ``CHOICES``."""
+        return {"precision": PRECISIONS, **cls.CHOICES}
+
+    def bf16(self, device: torch.device | str) -> bool:
+        """Whether this run computes its forward passes under bf16 autocast on ``device`` (``use_bf16``)."""
+        return use_bf16(self.precision, device, self.AUTO_BF16)
 
     def uses(self, name: str) -> bool:
         """Whether setting ``name`` applies to this config's model (a family's settings may serve some of its models)."""

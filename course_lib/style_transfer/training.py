@@ -83,15 +83,20 @@ def default_config(model: str = "adain", **overrides: Any) -> AdaINTrainConfig:
 
 
 def adain_step(net: AdaINNet, optimizer: torch.optim.Optimizer, content: torch.Tensor, style: torch.Tensor,
-               lambda_style: float, decoder: nn.Module | None = None) -> dict[str, float]:
+               lambda_style: float, decoder: nn.Module | None = None, amp: bool = False) -> dict[str, float]:
     """One Adam step of the decoder on a batch of pairs (B, C, H, W) each; returns loss, content and style (floats).
 
-    ``decoder`` is ``net.decoder`` or a ``DistributedDataParallel`` wrapper of it (None: ``net.decoder``)."""
-    with torch.no_grad():
-        style_maps = net.encode(style)                                 # relu1_1 ... the AdaIN layer
-        t = adaptive_instance_norm(net.encode(content)[-1], style_maps[-1])   # (B, C_t, H / m, W / m)
-    decoded = (decoder or net.decoder)(t)                              # (B, C, H, W)
-    decoded_maps = net.encode(decoded)
+    ``decoder`` is ``net.decoder`` or a ``DistributedDataParallel`` wrapper of it (None: ``net.decoder``).
+    ``amp``: bf16 autocast of the networks (``course_lib.run.steps.autocast``); AdaIN's statistics and the
+    losses are computed in float32."""
+    with torch.no_grad(), autocast(amp, content.device):
+        style_maps = [m.float() for m in net.encode(style)]            # relu1_1 ... the AdaIN layer
+        content_code = net.encode(content)[-1].float()
+    t = adaptive_instance_norm(content_code, style_maps[-1])           # (B, C_t, H / m, W / m)
+    with autocast(amp, content.device):
+        decoded = (decoder or net.decoder)(t)                          # (B, C, H, W)
+        decoded_maps = net.encode(decoded)
+    decoded_maps = [m.float() for m in decoded_maps]
     parts = adain_loss(decoded_maps[-1], t, decoded_maps, style_maps, lambda_style)
     optimizer.zero_grad(set_to_none=True)
     parts["loss"].backward()
@@ -132,6 +137,7 @@ def transfer_metrics(net: AdaINNet, contents: torch.Tensor, styles: torch.Tensor
 def build_run(cfg: AdaINTrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, the network (random encoder seeded by ``cfg.seed``), Adam on the decoder and the step closure."""
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     generator = seed_everything(cfg.seed)
     contents = photo_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed, scale=PHOTO_SCALE).x
     styles = texture_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed).x
@@ -146,8 +152,7 @@ def build_run(cfg: AdaINTrainConfig, device: torch.device | str = "cpu") -> Run:
 
     def step() -> dict[str, float]:
         content, style = (x.to(device, memory_format=memory_format) for x in next(batches))
-        with autocast(cfg.amp, device):  # bf16 on CUDA with --amp
-            return adain_step(net, optimizer, content, style, cfg.lambda_style, decoder=decoder)
+        return adain_step(net, optimizer, content, style, cfg.lambda_style, decoder=decoder, amp=amp)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # rows: 10 test contents, their styles, the results

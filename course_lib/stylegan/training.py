@@ -10,8 +10,8 @@ Style mixing regularisation (StyleGAN, section 3.1) draws two latents for a frac
 ``mixing_prob`` of the fakes and switches from the first w to the second at a random layer, so the
 generator cannot rely on neighbouring layers' styles being correlated.
 
-Mixed precision and compilation: with ``amp`` the forward passes run under bf16 autocast on CUDA
-(a no-op elsewhere); R1 always runs in float32 with autocast off, on the *uncompiled* D
+Mixed precision and compilation: with ``amp`` the forward passes run under bf16 autocast (CUDA or
+the CPU); R1 always runs in float32 with autocast off, on the *uncompiled* D
 (``course_lib.losses.r1_penalty`` unwraps a ``torch.compile`` module), because it needs a double
 backward. ``channels_last`` converts the real batch; convert the models once yourself.
 
@@ -163,7 +163,7 @@ def stylegan_step(
         mixing_prob: fraction of fakes with mixed styles, in [0, 1].
         w_avg_beta: decay of the tracked w average.
         generator: ``torch.Generator`` for z and the mixing draws.
-        amp: bf16 autocast on CUDA; channels_last: convert x_real to channels_last.
+        amp: bf16 autocast (CUDA or CPU); channels_last: convert x_real to channels_last.
         synthesis: ``G.synthesis`` or a compiled copy of it (None: ``G.synthesis``).
         mapping: ``G.mapping`` or a wrapper of it (None: ``G.mapping``).
 
@@ -222,6 +222,7 @@ def build_run(cfg: StyleGANTrainConfig, device: torch.device | str = "cpu") -> R
     so every step logs the same keys.
     """
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     generator = seed_everything(cfg.seed)
     data = training_images(cfg)  # checked before anything is built
     model_cfg = stylegan_config(cfg, img_channels=data.x.shape[1])
@@ -244,7 +245,7 @@ def build_run(cfg: StyleGANTrainConfig, device: torch.device | str = "cpu") -> R
     def step() -> dict[str, float]:
         logs = stylegan_step(G, D_fast, optimizers["G"], optimizers["D"], next(batches).to(device, non_blocking=True),
                              step=state.step, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
-                             mixing_prob=cfg.mixing_prob, generator=generator, amp=cfg.amp,
+                             mixing_prob=cfg.mixing_prob, generator=generator, amp=amp,
                              channels_last=cfg.channels_last, synthesis=synthesis_fast, mapping=mapping)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)

@@ -87,7 +87,7 @@ def vae_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, labe
         x: (B, C, 32, 32) batch in [-1, 1] (binarise it beforehand for Bernoulli nats).
         labels: (B,) int64 labels for a conditional VAE, else None.
         generator: optional ``torch.Generator`` for the reparameterisation noise.
-        amp: bf16 autocast of the networks on CUDA (the likelihood is computed in float32); a no-op elsewhere.
+        amp: bf16 autocast of the networks, CUDA or CPU (the likelihood and the KL are computed in float32).
 
     Returns:
         floats ``loss`` (-ELBO_beta), ``elbo`` (beta = 1), ``recon`` (-log p(x|z)), ``kl``, batch means in nats.
@@ -169,6 +169,7 @@ def evaluate_likelihood(model: VAE, dataset: str = "mnist5k", n_images: int = 10
 def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, the VAE, Adam, batch sampler and step closure of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
+    amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
     conditional = cfg.model == "cvae"
     data = training_images(cfg, conditional)  # checked before anything is built
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
@@ -187,7 +188,7 @@ def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
         x, y = x.to(device, non_blocking=True), (y.to(device) if y is not None else None)
         if cfg.likelihood == "bernoulli":  # a fresh binary draw of every pixel each time a batch is used
             x = 2 * binarize(((x + 1) / 2).clamp(0, 1), generator) - 1   # [-1, 1] -> {0, 1} -> {-1, 1}
-        return vae_step(vae_train, optimizers["vae"], x, y, generator=generator, amp=cfg.amp)
+        return vae_step(vae_train, optimizers["vae"], x, y, generator=generator, amp=amp)
 
     def evaluate() -> dict[str, Any]:
         scores = sample_metrics(vae, cfg.eval_samples, cfg.seed)
