@@ -12,6 +12,7 @@ import io
 import math
 import os
 import sys
+import time
 from typing import Iterable
 
 import matplotlib.pyplot as plt
@@ -143,16 +144,22 @@ class LivePlot:
     """A loss plot that redraws in place in a live notebook, and prints text lines in a script.
 
     Use ``update(history)`` every step and ``close(history)`` once at the end. The plot redraws every
-    ``every`` updates; a notebook executed headless draws only the final plot (so it keeps a picture
-    without a hundred intermediate ones), and a plain script prints the latest values instead.
+    ``every`` updates, but no sooner than ``seconds`` after its last redraw: drawing the figure costs a
+    few hundred milliseconds, which every 100 steps of a fast model (a VAE step takes ~15 ms on a
+    2-core CPU) would be a fifth of the training time (``benchmarks/step_overhead.py``). A notebook
+    executed headless draws only the final plot (so it keeps a picture without a hundred intermediate
+    ones), and a plain script prints the latest values every ``every`` updates instead.
     """
 
-    def __init__(self, every: int = 100, smooth: int = 10, title: str | None = None):
+    def __init__(self, every: int = 100, smooth: int = 10, title: str | None = None, seconds: float = 5.0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.every, self.smooth, self.title = every, smooth, title
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self.every, self.smooth, self.title, self.seconds = every, smooth, title, seconds
         self._handle = None
         self._calls = 0
+        self._drawn = -math.inf  # time.perf_counter() of the last redraw
 
     def _figure(self, history):
         fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -173,9 +180,12 @@ class LivePlot:
             latest = ", ".join(f"{k}={v[-1]:.4g}" for k, v in history.items() if v)
             print(f"step {step}: {latest}", file=sys.stderr, flush=True)  # progress, not a result
             return
+        if time.perf_counter() - self._drawn < self.seconds:
+            return
         from IPython.display import display
 
         fig = self._figure(history)
+        self._drawn = time.perf_counter()
         if self._handle is None:
             self._handle = display(fig, display_id=True)
         else:

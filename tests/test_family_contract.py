@@ -138,7 +138,12 @@ def test_bf16_and_channels_last_on_the_cpu_run_the_networks_in_bf16_and_keep_fp3
     assert all(isinstance(v, float) and math.isfinite(v) for v in logs[1].values())
     assert all(p.dtype == torch.float32 for model_ in run.state.models.values() for p in model_.parameters())
     assert run.state.config["precision"] == "bf16"
-    assert not train.build_run(tiny(model)).cfg.bf16("cpu"), "auto means fp32 until bf16 is measured at equal quality"
+    auto = tiny(model)  # --precision auto, channels_last None: the fast path exactly where it was measured worth it
+    measured = "cpu" in type(auto).AUTO_BF16.get(model, ())
+    assert auto.bf16("cpu") == auto.use_channels_last("cpu") == measured
+    assert tiny(model, channels_last=False).use_channels_last("cpu") is False
+    assert tiny(model, precision="fp32").use_channels_last("cpu") is False
+    assert tiny(model, precision="fp32", channels_last=True).use_channels_last("cpu") is True
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -385,3 +390,8 @@ def test_a_new_family_needs_its_package_and_one_line_in_families(monkeypatch, tm
         train.main(["toy", "--help"])
     shown = capsys.readouterr().out
     assert "--z-dim N" in shown and "size of z" in shown and "--lr X" in shown and "--lr-g" not in shown
+
+
+def test_channels_last_takes_true_false_or_none():
+    with pytest.raises(ValueError, match="channels_last must be True, False or None"):
+        tiny("dcgan", channels_last="yes")

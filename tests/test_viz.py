@@ -46,3 +46,31 @@ def test_headless_fallbacks_print_text(capsys):
     assert "x: 100%" in captured.err and captured.out == ""
     with pytest.raises(ValueError):
         LivePlot(every=0)
+
+
+def test_live_plot_redraws_every_n_updates_but_no_sooner_than_its_time_interval(monkeypatch):
+    """In a live notebook a redraw costs a few hundred ms: fast steps must not pay it every 100 steps."""
+    import IPython.display
+
+    from course_lib import viz
+
+    class Handle:
+        def __init__(self):
+            self.updates = 0
+
+        def update(self, fig):
+            self.updates += 1
+
+    handles = []
+    monkeypatch.setattr(viz, "is_headless", lambda: False)
+    monkeypatch.setattr(IPython.display, "display", lambda fig, display_id=False: handles.append(Handle()) or handles[-1])
+    monkeypatch.setattr(LivePlot, "_figure", lambda self, history: object())
+    history = {"loss": [1.0]}
+    for seconds, redraws in ((0.0, 5), (3600.0, 1)):
+        handles.clear()
+        plot = LivePlot(every=2, seconds=seconds)
+        for _ in range(10):
+            plot.update(history)
+        assert len(handles) == 1 and 1 + handles[0].updates == redraws
+    with pytest.raises(ValueError, match="seconds"):
+        LivePlot(seconds=-1)

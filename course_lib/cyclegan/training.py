@@ -240,11 +240,12 @@ def build_run(cfg: CycleGANTrainConfig, device: torch.device | str = "cpu") -> R
     """Two ResNet generators, two PatchGANs and two history pools for handwritten (A) <-> printed (B) digits."""
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     generator = seed_everything(cfg.seed)
     model_cfg = cyclegan_config(cfg)
     pair = init_weights_(CycleGAN(model_cfg)).to(device)
     D_A, D_B = (init_weights_(d).to(device) for d in discriminators(model_cfg))
-    if cfg.channels_last:
+    if channels_last:
         pair, D_A, D_B = (m.to(memory_format=torch.channels_last) for m in (pair, D_A, D_B))
     image_shape = (model_cfg.img_channels, model_cfg.img_size, model_cfg.img_size)
     pool_a, pool_b = ImagePool(cfg.pool_size, image_shape).to(device), ImagePool(cfg.pool_size, image_shape).to(device)
@@ -265,7 +266,7 @@ def build_run(cfg: CycleGANTrainConfig, device: torch.device | str = "cpu") -> R
         return cyclegan_step(G_AB, G_BA, D_A_train, D_B_train, optimizers["G"], optimizers["D"],
                              x_a.to(device), x_b.to(device), pool_a, pool_b, lambda_cycle=cfg.lambda_cycle,
                              lambda_identity=cfg.lambda_identity, generator=generator, amp=amp,
-                             channels_last=cfg.channels_last)
+                             channels_last=channels_last)
 
     def grid() -> torch.Tensor:  # rows: a, G_AB(a), b, G_BA(b)
         return torch.cat([a_test, pair(a_test.to(device), "AB").float().cpu(),

@@ -184,7 +184,8 @@ def build_run(cfg: EncoderTrainConfig, device: torch.device | str = "cpu") -> Ru
     inverter.encoder.w_avg.copy_(G.w_avg)
     E = inverter.encoder
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
-    if cfg.channels_last:
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
+    if channels_last:
         inverter = inverter.to(memory_format=torch.channels_last)
     optimizer = adam(E, cfg.lr, (0.9, 0.99), fused=device.type == "cuda")
     distance = features_distance(load_classifier(device)) if cfg.distance == "features" else pixel_distance
@@ -197,7 +198,7 @@ def build_run(cfg: EncoderTrainConfig, device: torch.device | str = "cpu") -> Ru
     def step() -> dict[str, float]:
         return encoder_step(E_train, inverter.generator, optimizer, next(batches).to(device), distance=distance,
                             lambda_latent=cfg.lambda_latent, lambda_delta=cfg.lambda_delta, generator=generator,
-                            amp=amp, channels_last=cfg.channels_last)
+                            amp=amp, channels_last=channels_last)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # rows of 10 test digits, each above its reconstruction

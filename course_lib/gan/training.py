@@ -303,6 +303,7 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, G, D (and G_ema), Adam, batch sampler and step closure of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     conditional = cfg.model == "cgan"
     data = training_images(cfg, conditional)  # checked before anything is built
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
@@ -317,7 +318,7 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
         return x.to(device, non_blocking=True), (y.to(device) if y is not None else None)
 
     G, D = Generator(model_cfg).to(device), Discriminator(model_cfg).to(device)
-    if cfg.channels_last:
+    if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     fused = device.type == "cuda"
     optimizers = {"G": adam(G, cfg.lr_g, (cfg.beta1, cfg.beta2), fused=fused),
@@ -336,11 +337,11 @@ def build_run(cfg: GANTrainConfig, device: torch.device | str = "cpu") -> Run:
         if cfg.model == "wgan_gp":
             xs, _ = zip(*[next_batch() for _ in range(cfg.n_critic)])
             logs = wgan_gp_step(G_train, D_train, optimizers["G"], optimizers["D"], list(xs), None, lambda_gp=cfg.lambda_gp,
-                                generator=generator, amp=amp, channels_last=cfg.channels_last)
+                                generator=generator, amp=amp, channels_last=channels_last)
         else:
             x, y = next_batch()
             logs = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], x, y, loss=cfg.loss, generator=generator,
-                            amp=amp, channels_last=cfg.channels_last, augment=augment)
+                            amp=amp, channels_last=channels_last, augment=augment)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
         return logs

@@ -246,12 +246,13 @@ def build_run(cfg: Pix2PixTrainConfig, device: torch.device | str = "cpu") -> Ru
     """
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     generator = seed_everything(cfg.seed)
     model_cfg = pix2pix_config(cfg)
     G = init_weights_(UNet(model_cfg)).to(device)
     D = init_weights_(PatchDiscriminator(model_cfg.in_channels + model_cfg.out_channels,
                                          model_cfg.d_base_channels, model_cfg.d_layers, model_cfg.norm)).to(device)
-    if cfg.channels_last:
+    if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     fused = device.type == "cuda"
     optimizers = {"G": adam(G, cfg.lr_g, (cfg.beta1, cfg.beta2), fused=fused),

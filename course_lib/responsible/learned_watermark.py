@@ -263,8 +263,9 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
         raise ValueError(f"dataset {cfg.dataset!r} holds {tuple(data.x.shape[1:])} images; the watermark takes 32x32")
     strength = 2 * 10 ** (-cfg.psnr / 20)  # PSNR on [0, 1] = 20 log10(1 / (s / 2))
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     net = HiDDeN(HiDDeNConfig(data.x.shape[1], cfg.n_bits, cfg.base_channels, strength)).to(device)
-    if cfg.channels_last:
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = adam(net, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")
     batches = ShuffledBatches(data.x, None, batch_size=cfg.batch_size,
@@ -278,7 +279,7 @@ def build_run(cfg: WatermarkTrainConfig, device: torch.device | str = "cpu") -> 
         x = next(batches).to(device)
         message = torch.randint(0, 2, (len(x), cfg.n_bits), generator=generator).to(device)
         attack = training_attack(generator) if cfg.train_attacks else None
-        return watermark_step(net_train, optimizer, x, message, attack, amp=amp, channels_last=cfg.channels_last)
+        return watermark_step(net_train, optimizer, x, message, attack, amp=amp, channels_last=channels_last)
 
     @torch.no_grad()
     def grid() -> torch.Tensor:  # originals, marked, 10x the residual around grey

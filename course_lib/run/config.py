@@ -38,7 +38,7 @@ class RunConfig:
     eval_samples: int = 1000          # samples (or held-out images) scored for metrics.json (0: skip the evaluation)
     checkpoint_every: int = 250       # steps between checkpoints
     precision: str = "auto"           # fp32; bf16 (autocast: forward passes in bf16, losses and penalties in fp32); auto: bf16 where measured faster at equal quality (AUTO_BF16)
-    channels_last: bool = False       # channels_last memory format of the images and networks (CPU and CUDA)
+    channels_last: bool | None = None  # channels_last memory format of the images and networks (CPU and CUDA); none: on exactly when the run computes in bf16
 
     MODELS: ClassVar[dict[str, str]] = {}                    # the models this config trains: name -> one line about it
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}        # settings with a fixed set of values
@@ -47,7 +47,7 @@ class RunConfig:
     RESUMABLE: ClassVar[tuple[str, ...]] = ("steps", "minutes", "eval_samples", "checkpoint_every",  # + LEARNING_RATES
                                              "precision", "channels_last")
     MIN_EVAL_SAMPLES: ClassVar[int] = MIN_SAMPLES             # the fewest eval_samples the family's metrics take
-    AUTO_BF16: ClassVar[tuple[str, ...]] = ()                  # device types where precision auto means bf16 (measured)
+    AUTO_BF16: ClassVar[dict[str, tuple[str, ...]]] = {}       # model -> device types where precision auto means bf16 (measured)
 
     def __post_init__(self) -> None:
         if self.model not in self.MODELS:
@@ -65,6 +65,8 @@ class RunConfig:
         for name, models in self.ONLY_FOR.items():
             if self.model not in models and getattr(self, name) != defaults[name]:
                 raise ValueError(f"{name} applies to {' and '.join(models)} only, not to {self.model!r}")
+        if self.channels_last not in (True, False, None):
+            raise ValueError(f"channels_last must be True, False or None (on with bf16), got {self.channels_last!r}")
         check_ints(self, "batch_size", "checkpoint_every")
         check_ints(self, "seed", at_least=0)
         for name in self.LEARNING_RATES:
@@ -85,7 +87,13 @@ class RunConfig:
 
     def bf16(self, device: torch.device | str) -> bool:
         """Whether this run computes its forward passes under bf16 autocast on ``device`` (``use_bf16``)."""
-        return use_bf16(self.precision, device, self.AUTO_BF16)
+        return use_bf16(self.precision, device, self.AUTO_BF16.get(self.model, ()))
+
+    def use_channels_last(self, device: torch.device | str) -> bool:
+        """Whether this run keeps its images and networks channels_last on ``device``: ``channels_last``, or
+        when that is None, whether the run computes in bf16 (bf16 convolutions are fastest channels_last;
+        float32 ones at the wider widths are not: benchmarks/precision_speed.py)."""
+        return self.bf16(device) if self.channels_last is None else self.channels_last
 
     def uses(self, name: str) -> bool:
         """Whether setting ``name`` applies to this config's model (a family's settings may serve some of its models)."""

@@ -7,7 +7,7 @@
   ``course_lib.vae``). Without ``amp`` the step is the fp32 step.
 - ``use_bf16(precision, device, auto)``: what a run's ``--precision`` means on a device: ``fp32``,
   ``bf16`` (refused where the device does not compute bf16 natively: ``native_bf16``), or ``auto``
-  (bf16 only on the device types in ``auto``, where the family's bf16 runs were measured faster at
+  (bf16 only on the device types in ``auto``, where the model's bf16 runs were measured faster at
   the same quality; fp32 elsewhere).
 - ``frozen(module)``: switches off ``requires_grad`` of a network for the other network's update
   (D while G learns through it), so the backward pass gives gradients to the learner only. A
@@ -51,7 +51,7 @@ def use_bf16(precision: str, device: torch.device | str, auto: tuple[str, ...] =
             or ``"auto"``: bf16 where the device computes it natively and its type is in ``auto``.
         device: where the run computes.
         auto: the device types (``"cpu"``, ``"cuda"``) on which ``auto`` picks bf16: those where the
-            family's bf16 runs were measured faster than float32 at the same quality.
+            model's bf16 runs (its config's ``AUTO_BF16``) were measured faster than float32 at the same quality.
     """
     device = torch.device(device)
     if precision not in PRECISIONS:

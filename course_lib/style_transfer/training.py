@@ -138,10 +138,11 @@ def build_run(cfg: AdaINTrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, the network (random encoder seeded by ``cfg.seed``), Adam on the decoder and the step closure."""
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     generator = seed_everything(cfg.seed)
     contents = photo_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed, scale=PHOTO_SCALE).x
     styles = texture_patches("train", size=PATCH_SIZE, n=cfg.patches, seed=cfg.seed).x
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     net = AdaINNet(AdaINConfig(3, cfg.base_channels, cfg.encoder_layer, encoder_seed=cfg.seed))
     net = net.to(device, memory_format=memory_format)
     optimizer = adam(net.decoder, cfg.lr, (0.9, 0.999), fused=device.type == "cuda")

@@ -223,11 +223,12 @@ def build_run(cfg: StyleGANTrainConfig, device: torch.device | str = "cpu") -> R
     """
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     generator = seed_everything(cfg.seed)
     data = training_images(cfg)  # checked before anything is built
     model_cfg = stylegan_config(cfg, img_channels=data.x.shape[1])
     G, D = Generator(model_cfg).to(device), Discriminator(model_cfg).to(device)
-    if cfg.channels_last:
+    if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     fused = device.type == "cuda"
     optimizers = {"G": lazy_adam(G, cfg.lr_g, (cfg.beta1, cfg.beta2), fused=fused),
@@ -246,7 +247,7 @@ def build_run(cfg: StyleGANTrainConfig, device: torch.device | str = "cpu") -> R
         logs = stylegan_step(G, D_fast, optimizers["G"], optimizers["D"], next(batches).to(device, non_blocking=True),
                              step=state.step, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every,
                              mixing_prob=cfg.mixing_prob, generator=generator, amp=amp,
-                             channels_last=cfg.channels_last, synthesis=synthesis_fast, mapping=mapping)
+                             channels_last=channels_last, synthesis=synthesis_fast, mapping=mapping)
         if cfg.ema_decay:
             ema_update_(models["G_ema"], G, cfg.ema_decay, step=state.step)
         logs.setdefault("r1", (state.history.get("r1") or [0.0])[-1])  # the latest R1: every step logs the same keys

@@ -170,6 +170,7 @@ def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
     """Data, the VAE, Adam, batch sampler and step closure of a run, all seeded by ``cfg.seed``."""
     device = torch.device(device)
     amp = cfg.bf16(device)  # bf16 autocast of the forward passes (--precision), refused early where unsupported
+    channels_last = cfg.use_channels_last(device)  # --channels-last; by default on with bf16
     conditional = cfg.model == "cvae"
     data = training_images(cfg, conditional)  # checked before anything is built
     generator = seed_everything(cfg.seed)  # seeds the initialisation too
@@ -177,7 +178,7 @@ def build_run(cfg: VAETrainConfig, device: torch.device | str = "cpu") -> Run:
     batches = ShuffledBatches(data.x, labels, batch_size=cfg.batch_size,
                               generator=distributed.batch_generator(generator, cfg.seed), **distributed.shard())
     vae = VAE(vae_config(cfg, img_channels=data.x.shape[1])).to(device)
-    if cfg.channels_last:
+    if channels_last:
         vae = vae.to(memory_format=torch.channels_last)
     optimizers = {"vae": adam(vae, cfg.lr_vae, (cfg.beta1, cfg.beta2), fused=device.type == "cuda")}
     vae_train = distributed.wrap(vae)  # several processes: gradients averaged across them
