@@ -5,8 +5,9 @@
 
 Each (model, path, seed) is a ``python -m course_lib.train MODEL`` run of ``STEPS[MODEL]`` steps with the
 model's recommended settings, ``--precision fp32`` or ``--precision bf16 --channels-last``, evaluated
-as the CLI evaluates it (``metrics.json``). Results go into ``--results`` (a JSON file, written after
-every run, so an interrupted comparison continues where it stopped) and the table is printed from it.
+as the CLI evaluates it (``metrics.json``, plus the CPU's name). Results go into ``--results`` (a JSON
+file, written after every run, so an interrupted comparison continues where it stopped; a recorded run
+of other steps than ``STEPS`` is run again) and the table is printed from it.
 
 A metric counts as the same when the two paths' means differ by no more than the larger of their
 seed-to-seed ranges; a family may switch to the fast path on a CPU (``AUTO_BF16``) only where every
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-STEPS = {"dcgan": 1200, "cgan": 1200, "wgan_gp": 300, "stylegan": 400, "vae": 2000, "cvae": 2000, "pix2pix": 1000}
+STEPS = {"dcgan": 1200, "cgan": 1200, "wgan_gp": 300, "stylegan": 3000, "vae": 2000, "cvae": 2000, "pix2pix": 1000}
 METRICS = {  # what each model is judged by (metrics.json keys), and which direction is better
     "dcgan": {"fd": "lower", "precision": "higher", "recall": "higher"},
     "cgan": {"fd": "lower", "precision": "higher", "recall": "higher", "class_accuracy": "higher"},
@@ -48,7 +50,18 @@ def train_one(model: str, path: str, seed: int, threads: int) -> dict:
 
     cfg = default_config(model, steps=STEPS[model], seed=seed, **PATHS[path])
     with tempfile.TemporaryDirectory() as folder:
-        return train(cfg, Path(folder) / "run", device="cpu", show_progress=False)
+        metrics = train(cfg, Path(folder) / "run", device="cpu", show_progress=False)
+    return {**metrics, "cpu": cpu_name()}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` knows; recorded with every run."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def key(model: str, path: str, seed: int) -> str:
@@ -62,22 +75,39 @@ def save(results: dict, file: Path) -> None:
     atomic_write(file, lambda tmp: tmp.write_text(json.dumps(results, indent=1, sort_keys=True)))
 
 
+def compare_metric(results: dict, model: str, metric: str, seeds: list[int]) -> dict | None:
+    """Both paths' values of ``metric`` per seed, their means, the larger seed-to-seed range and whether the
+    means differ by no more than it ("the same"); None while a run of ``STEPS[model]`` steps or the metric is
+    missing."""
+    runs = [results.get(key(model, p, s), {}) for p in PATHS for s in seeds]
+    if any(run.get("steps") != STEPS[model] or run.get(metric) is None for run in runs):
+        return None
+    values = {p: [results[key(model, p, s)][metric] for s in seeds] for p in PATHS}
+    spread = max(max(vs) - min(vs) for vs in values.values())
+    mean = {p: sum(vs) / len(vs) for p, vs in values.items()}
+    return {"values": values, "mean": mean, "spread": spread, "same": abs(mean["fast"] - mean["fp32"]) <= spread}
+
+
+def same_quality(results: dict, model: str, seeds: list[int]) -> bool | None:
+    """Whether every metric of ``model`` is the same on both paths; None while a run or a metric is missing.
+    The quality condition for listing ``model`` in its config's ``AUTO_BF16``."""
+    verdicts = [compare_metric(results, model, metric, seeds) for metric in METRICS[model]]
+    return None if None in verdicts else all(v["same"] for v in verdicts)
+
+
 def table(results: dict, models: list[str], seeds: list[int]) -> list[str]:
     """Markdown rows: each metric's values per seed for both paths, and whether they are the same."""
     lines = ["| model (steps) | metric | fp32, seeds " + ", ".join(map(str, seeds)) + " | fast, seeds "
              + ", ".join(map(str, seeds)) + " | same? |", "|---|---|---|---|---|"]
+    show = lambda vs: " / ".join(f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}" for v in vs)  # noqa: E731
     for model in models:
         for metric in METRICS[model]:
-            values = {p: [results.get(key(model, p, s), {}).get(metric) for s in seeds] for p in PATHS}
-            if any(v is None for vs in values.values() for v in vs):
+            c = compare_metric(results, model, metric, seeds)
+            if c is None:
                 continue
-            spread = max(max(vs) - min(vs) for vs in values.values())
-            mean = {p: sum(vs) / len(vs) for p, vs in values.items()}
-            same = abs(mean["fast"] - mean["fp32"]) <= spread
-            show = lambda vs: " / ".join(f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}" for v in vs)  # noqa: E731
-            lines.append(f"| {model} ({STEPS[model]:,}) | {metric} | {show(values['fp32'])} | {show(values['fast'])} | "
-                         f"{'yes' if same else 'no'} (means {mean['fp32']:.3g} vs {mean['fast']:.3g}, "
-                         f"seed range {spread:.2g}) |")
+            lines.append(f"| {model} ({STEPS[model]:,}) | {metric} | {show(c['values']['fp32'])} | "
+                         f"{show(c['values']['fast'])} | {'yes' if c['same'] else 'no'} (means "
+                         f"{c['mean']['fp32']:.3g} vs {c['mean']['fast']:.3g}, seed range {c['spread']:.2g}) |")
     return lines
 
 
@@ -92,7 +122,8 @@ def main() -> None:
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    todo = [(m, p, s) for m in args.models for s in args.seeds for p in PATHS if key(m, p, s) not in results]
+    todo = [(m, p, s) for m in args.models for s in args.seeds for p in PATHS  # a run of other steps is redone
+            if results.get(key(m, p, s), {}).get("steps") != STEPS[m]]
     if todo and not args.table_only:
         from course_lib.run import native_bf16
 

@@ -82,6 +82,8 @@ class GANTrainConfig(RunConfig):
         "loss": ("dcgan", "cgan"), "augment_shift": ("dcgan", "cgan"), "conditioning": ("cgan",),
         "n_critic": ("wgan_gp",), "lambda_gp": ("wgan_gp",)}
     LEARNING_RATES: ClassVar[tuple[str, ...]] = ("lr_g", "lr_d")
+    AUTO_BF16: ClassVar[dict[str, tuple[str, ...]]] = {  # same quality at equal steps and >= 1.2x faster (README, Benchmark);
+        "dcgan": ("cpu",), "cgan": ("cpu",)}             # wgan_gp waits for longer equal-step runs
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -60,6 +60,7 @@ class Pix2PixTrainConfig(RunConfig):
     MODELS: ClassVar[dict[str, str]] = {"pix2pix": "pix2pix, lesson 07: a U-Net and a PatchGAN on one paired task"}
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"task": TASKS, "reconstruction": RECONSTRUCTIONS}
     LEARNING_RATES: ClassVar[tuple[str, ...]] = ("lr_g", "lr_d")
+    AUTO_BF16: ClassVar[dict[str, tuple[str, ...]]] = {"pix2pix": ("cpu",)}  # measured: README, Benchmark
     RESUMABLE: ClassVar[tuple[str, ...]] = (*RunConfig.RESUMABLE, "calibrate")
     MIN_EVAL_SAMPLES: ClassVar[int] = 10  # held-out pairs (edges2digits: digits) scored; no sample metrics
 

@@ -50,6 +50,7 @@ class VAETrainConfig(RunConfig):
         "cvae": "the conditional VAE of lesson 06: encoder and decoder read the label"}
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"likelihood": LIKELIHOODS}
     LEARNING_RATES: ClassVar[tuple[str, ...]] = ("lr_vae",)
+    AUTO_BF16: ClassVar[dict[str, tuple[str, ...]]] = {"vae": ("cpu",), "cvae": ("cpu",)}  # measured: README, Benchmark
     RESUMABLE: ClassVar[tuple[str, ...]] = (*RunConfig.RESUMABLE, "iwae_k", "eval_test_digits")
 
     def __post_init__(self) -> None:
